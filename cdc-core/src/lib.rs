@@ -1,0 +1,18 @@
+//! # cdc-core
+//!
+//! The foundation of the CDC SDK: the [event model](event), the segmented
+//! append-only change log, durable cursors, the [`Source`] and [`Sink`] contracts
+//! and the pipeline runtime.
+//!
+//! A source reader appends each source transaction to the change log once; any
+//! number of pipelines consume it, each with its own durable cursor.
+
+pub mod codec;
+pub mod error;
+pub mod event;
+mod sink;
+mod source;
+
+pub use error::{Error, Result};
+pub use sink::{Sink, SinkBatch, SinkEvent};
+pub use source::{Source, SourceBatch};

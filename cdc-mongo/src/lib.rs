@@ -1,0 +1,1 @@
+//! MongoDB change-stream source. Not yet implemented.
