@@ -1,3 +1,5 @@
+use std::cmp::Ordering;
+
 use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use serde::{Deserialize, Serialize};
 
@@ -51,5 +53,64 @@ impl SourcePosition {
     /// Whether this is [`SourcePosition::None`].
     pub fn is_none(&self) -> bool {
         matches!(self, SourcePosition::None)
+    }
+
+    /// Orders two positions of the same source, or `None` when they cannot be
+    /// compared (different kinds, or MySQL files of different base names).
+    ///
+    /// PostgreSQL compares LSNs; MySQL compares the binlog file's sequence number,
+    /// then the byte position; MongoDB compares cluster time, then the resume
+    /// token's bytes (which agree with the token order for tokens of equal cluster
+    /// time and format).
+    pub fn compare(&self, other: &SourcePosition) -> Option<Ordering> {
+        match (self, other) {
+            (SourcePosition::None, SourcePosition::None) => Some(Ordering::Equal),
+            (SourcePosition::Postgres { lsn: a }, SourcePosition::Postgres { lsn: b }) => {
+                Some(a.cmp(b))
+            }
+            (
+                SourcePosition::MySql { file: fa, pos: pa, .. },
+                SourcePosition::MySql { file: fb, pos: pb, .. },
+            ) => {
+                let (base_a, seq_a) = split_binlog_name(fa)?;
+                let (base_b, seq_b) = split_binlog_name(fb)?;
+                (base_a == base_b).then(|| seq_a.cmp(&seq_b).then(pa.cmp(pb)))
+            }
+            (
+                SourcePosition::Mongo { resume_token: ta, cluster_time: ca },
+                SourcePosition::Mongo { resume_token: tb, cluster_time: cb },
+            ) => Some(ca.cmp(cb).then_with(|| ta.cmp(tb))),
+            _ => None,
+        }
+    }
+}
+
+/// Splits `mysql-bin.000012` into (`mysql-bin`, 12).
+fn split_binlog_name(file: &str) -> Option<(&str, u64)> {
+    let (base, seq) = file.rsplit_once('.')?;
+    Some((base, seq.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mysql(file: &str, pos: u64) -> SourcePosition {
+        SourcePosition::MySql { file: file.into(), pos, gtid: None }
+    }
+
+    #[test]
+    fn mysql_positions_order_by_file_sequence_then_offset() {
+        assert_eq!(mysql("bin.000009", 900).compare(&mysql("bin.000010", 4)), Some(Ordering::Less));
+        assert_eq!(mysql("bin.000010", 4).compare(&mysql("bin.000010", 4)), Some(Ordering::Equal));
+        assert_eq!(mysql("bin.000010", 5).compare(&mysql("bin.000010", 4)), Some(Ordering::Greater));
+        assert_eq!(mysql("a.000001", 4).compare(&mysql("b.000001", 4)), None);
+    }
+
+    #[test]
+    fn positions_of_different_sources_do_not_compare() {
+        let pg = SourcePosition::Postgres { lsn: 1 };
+        assert_eq!(pg.compare(&mysql("bin.000001", 4)), None);
+        assert_eq!(pg.compare(&SourcePosition::Postgres { lsn: 2 }), Some(Ordering::Less));
     }
 }
