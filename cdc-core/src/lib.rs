@@ -8,11 +8,19 @@
 //! number of pipelines consume it, each with its own durable cursor.
 
 pub mod codec;
+pub mod cursor;
 pub mod error;
 pub mod event;
+pub mod ingest;
+pub mod log;
+pub mod pipeline;
 mod sink;
 mod source;
 
+pub use cursor::{CursorState, CursorStatus, CursorStore};
 pub use error::{Error, Result};
+pub use log::{
+    ChangeLog, FsyncPolicy, LogConfig, LogEntry, LogOffsets, RetentionPolicy, Subscription,
+};
 pub use sink::{Sink, SinkBatch, SinkEvent};
 pub use source::{Source, SourceBatch};

@@ -69,16 +69,26 @@ impl SourcePosition {
                 Some(a.cmp(b))
             }
             (
-                SourcePosition::MySql { file: fa, pos: pa, .. },
-                SourcePosition::MySql { file: fb, pos: pb, .. },
+                SourcePosition::MySql {
+                    file: fa, pos: pa, ..
+                },
+                SourcePosition::MySql {
+                    file: fb, pos: pb, ..
+                },
             ) => {
                 let (base_a, seq_a) = split_binlog_name(fa)?;
                 let (base_b, seq_b) = split_binlog_name(fb)?;
                 (base_a == base_b).then(|| seq_a.cmp(&seq_b).then(pa.cmp(pb)))
             }
             (
-                SourcePosition::Mongo { resume_token: ta, cluster_time: ca },
-                SourcePosition::Mongo { resume_token: tb, cluster_time: cb },
+                SourcePosition::Mongo {
+                    resume_token: ta,
+                    cluster_time: ca,
+                },
+                SourcePosition::Mongo {
+                    resume_token: tb,
+                    cluster_time: cb,
+                },
             ) => Some(ca.cmp(cb).then_with(|| ta.cmp(tb))),
             _ => None,
         }
@@ -96,14 +106,27 @@ mod tests {
     use super::*;
 
     fn mysql(file: &str, pos: u64) -> SourcePosition {
-        SourcePosition::MySql { file: file.into(), pos, gtid: None }
+        SourcePosition::MySql {
+            file: file.into(),
+            pos,
+            gtid: None,
+        }
     }
 
     #[test]
     fn mysql_positions_order_by_file_sequence_then_offset() {
-        assert_eq!(mysql("bin.000009", 900).compare(&mysql("bin.000010", 4)), Some(Ordering::Less));
-        assert_eq!(mysql("bin.000010", 4).compare(&mysql("bin.000010", 4)), Some(Ordering::Equal));
-        assert_eq!(mysql("bin.000010", 5).compare(&mysql("bin.000010", 4)), Some(Ordering::Greater));
+        assert_eq!(
+            mysql("bin.000009", 900).compare(&mysql("bin.000010", 4)),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            mysql("bin.000010", 4).compare(&mysql("bin.000010", 4)),
+            Some(Ordering::Equal)
+        );
+        assert_eq!(
+            mysql("bin.000010", 5).compare(&mysql("bin.000010", 4)),
+            Some(Ordering::Greater)
+        );
         assert_eq!(mysql("a.000001", 4).compare(&mysql("b.000001", 4)), None);
     }
 
@@ -111,6 +134,9 @@ mod tests {
     fn positions_of_different_sources_do_not_compare() {
         let pg = SourcePosition::Postgres { lsn: 1 };
         assert_eq!(pg.compare(&mysql("bin.000001", 4)), None);
-        assert_eq!(pg.compare(&SourcePosition::Postgres { lsn: 2 }), Some(Ordering::Less));
+        assert_eq!(
+            pg.compare(&SourcePosition::Postgres { lsn: 2 }),
+            Some(Ordering::Less)
+        );
     }
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Side-by-side binlog read of one workload on a throwaway MariaDB:
+#   1. mariadb-binlog --read-from-remote-server --raw (raw bytes to disk, no decoding)
+#   2. cdc_mysql::MySqlSource decoding every row into a cdc_core::ChangeLog
+#      (fsync every batch), via benches/src/bin/mysql_read.rs
+#   3. python-mysql-replication decoding every row (installed into a venv here;
+#      the tests never need it)
+# Prints seconds and the ratios (targets: ours >= 0.9x raw; >= 20x python).
+# Usage: benches/compare/mysql.sh   (ROWS=500000 by default)
+set -euo pipefail
+here="$(cd "$(dirname "$0")/../.." && pwd)"
+rows="${ROWS:-500000}"
+batch=1000
+work="$(mktemp -d /tmp/cdc-compare-mysql.XXXXXX)"
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/binlog" "$work/raw"
+mariadb-install-db --no-defaults --datadir="$work/data" --user=root \
+  --auth-root-authentication-method=normal --skip-test-db >/dev/null
+/usr/sbin/mariadbd --no-defaults --datadir="$work/data" --socket="$work/sock" \
+  --pid-file="$work/pid" --port="$port" --log-bin="$work/binlog/mysql-bin" --user=root \
+  --bind-address=127.0.0.1 --skip-name-resolve --server-id=1 --binlog-format=ROW \
+  --binlog-row-metadata=FULL --binlog-row-image=FULL --sync-binlog=0 \
+  --innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=256M >"$work/server.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+  mariadb-admin --no-defaults --socket="$work/sock" -uroot ping >/dev/null 2>&1 && break
+  sleep 0.2
+done
+sqlroot() { mariadb --no-defaults --socket="$work/sock" -uroot "$@"; }
+pw="compare-pw"
+sqlroot -e "CREATE USER 'cdc'@'%' IDENTIFIED BY '$pw'; GRANT ALL PRIVILEGES ON *.* TO 'cdc'@'%';
+  CREATE DATABASE test; CREATE TABLE test.orders (id BIGINT PRIMARY KEY, qty INT UNSIGNED,
+  price DECIMAL(12,2), name VARCHAR(50), updated DATETIME(6));"
+
+echo "workload: $rows rows in transactions of $batch"
+{
+  for ((a = 1; a <= rows; a += batch)); do
+    b=$((a + batch - 1))
+    echo "INSERT INTO test.orders SELECT seq, seq % 1000, seq / 7, CONCAT('customer-', seq), NOW(6) FROM seq_${a}_to_${b};"
+  done
+} | sqlroot
+sqlroot -e "FLUSH BINARY LOGS"
+du -sh "$work/binlog" | awk '{print "binlog size: " $1}'
+
+now() { date +%s.%N; }
+# 1. Raw copy by the server's own client.
+t0=$(now)
+mariadb-binlog --no-defaults --read-from-remote-server --raw --host=127.0.0.1 --port="$port" \
+  --user=cdc --password="$pw" --result-file="$work/raw/" --to-last-log mysql-bin.000001
+t_raw=$(echo "$(now) - $t0" | bc -l)
+
+# 2. Our source into the change log.
+(cd "$here" && cargo build --release -q -p cdc-benches --bin mysql_read)
+bin="${CARGO_TARGET_DIR:-$here/target}/release/mysql_read"
+t_ours=$("$bin" 127.0.0.1 "$port" cdc "$pw" "$rows" "$work/log")
+
+# 3. python-mysql-replication, decoding rows.
+python3 -m venv "$work/venv" >/dev/null
+"$work/venv/bin/pip" install -q mysql-replication >/dev/null
+cat >"$work/pyread.py" <<'PY'
+import sys, time
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.row_event import WriteRowsEvent
+port, pw, want = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+t = time.time()
+stream = BinLogStreamReader(
+    connection_settings={"host": "127.0.0.1", "port": port, "user": "cdc", "passwd": pw},
+    server_id=4242, blocking=False, only_events=[WriteRowsEvent], is_mariadb=True,
+    log_file="mysql-bin.000001", log_pos=4, resume_stream=True)
+n = 0
+for event in stream:
+    for row in event.rows:
+        n += 1
+    if n >= want:
+        break
+stream.close()
+assert n >= want, n
+print("%.3f" % (time.time() - t))
+PY
+t_py=$("$work/venv/bin/python" "$work/pyread.py" "$port" "$pw" "$rows")
+
+printf 'mariadb-binlog --raw:                 %8.3f s (%.0f rows/s)\n' "$t_raw" "$(echo "$rows / $t_raw" | bc -l)"
+printf 'cdc-mysql into change log:            %8.3f s (%.0f rows/s)\n' "$t_ours" "$(echo "$rows / $t_ours" | bc -l)"
+printf 'python-mysql-replication (rows):      %8.3f s (%.0f rows/s)\n' "$t_py" "$(echo "$rows / $t_py" | bc -l)"
+printf 'ratio cdc-mysql vs raw copy:          %8.2fx (target >= 0.9x)\n' "$(echo "$t_raw / $t_ours" | bc -l)"
+printf 'ratio cdc-mysql vs python:            %8.2fx (target >= 20x)\n' "$(echo "$t_py / $t_ours" | bc -l)"

@@ -1,0 +1,219 @@
+//! Segment files: naming, the header, and walking the batches of a file.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::batch::{BatchDecode, BatchView, Buf, decode_batch, get_u32, get_u64};
+use super::fs::{FileSystem, FsFile, read_full};
+use super::index::SegmentIndex;
+
+/// Magic bytes at the start of every segment file.
+pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"CDCLOG\0\x01";
+/// On-disk format version written in every segment header.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Bytes of the segment header; batches start right after it.
+pub(crate) const SEGMENT_HEADER_LEN: u64 = 32;
+
+/// File name of the segment with base offset `base`.
+pub(crate) fn segment_file_name(base: u64) -> String {
+    format!("{base:020}.seg")
+}
+
+/// Path of a segment's offset index.
+pub(crate) fn offset_index_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.index"))
+}
+
+/// Path of a segment's time index.
+pub(crate) fn time_index_path(dir: &Path, base: u64) -> PathBuf {
+    dir.join(format!("{base:020}.timeindex"))
+}
+
+/// The base offset in a segment-family file name (`.seg`, `.index`, `.timeindex`).
+pub(crate) fn parse_file_name(path: &Path) -> Option<(u64, &str)> {
+    let name = path.file_name()?.to_str()?;
+    let (stem, ext) = name.split_once('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, ext))
+}
+
+/// Encodes a segment header.
+pub(crate) fn encode_header(base: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
+    let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
+    h[..8].copy_from_slice(&SEGMENT_MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&base.to_le_bytes());
+    let crc = crc32fast::hash(&h[..24]);
+    h[24..28].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Checks a segment header; the error says what is wrong.
+pub(crate) fn check_header(bytes: &[u8], base: u64) -> Result<(), &'static str> {
+    if bytes.len() < SEGMENT_HEADER_LEN as usize {
+        return Err("segment header is incomplete");
+    }
+    if bytes[..8] != SEGMENT_MAGIC {
+        return Err("segment magic number missing");
+    }
+    if get_u32(bytes, 24) != Some(crc32fast::hash(&bytes[..24])) {
+        return Err("segment header checksum mismatch");
+    }
+    if get_u32(bytes, 8) != Some(FORMAT_VERSION) {
+        return Err("unsupported segment format version");
+    }
+    if get_u64(bytes, 16) != Some(base) {
+        return Err("segment header base offset does not match the file name");
+    }
+    Ok(())
+}
+
+/// One segment file and what is known about its durable contents.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    /// Offset of the first record.
+    pub base: u64,
+    /// Path of the `.seg` file.
+    pub path: PathBuf,
+    /// The open file, shared by the writer and readers.
+    pub file: Arc<dyn FsFile>,
+    index: RwLock<SegmentIndex>,
+}
+
+impl Segment {
+    /// A segment with a known index.
+    pub fn new(base: u64, path: PathBuf, file: Arc<dyn FsFile>, index: SegmentIndex) -> Self {
+        Self {
+            base,
+            path,
+            file,
+            index: RwLock::new(index),
+        }
+    }
+
+    /// Reads the index (poisoning is ignored: the index is only ever replaced whole).
+    pub fn index(&self) -> RwLockReadGuard<'_, SegmentIndex> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the index.
+    pub fn index_mut(&self) -> RwLockWriteGuard<'_, SegmentIndex> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates an empty segment file with its header, durably.
+    pub fn create(fs: &dyn FileSystem, dir: &Path, base: u64) -> io::Result<Segment> {
+        let path = dir.join(segment_file_name(base));
+        let file = fs.open(&path, true)?;
+        file.set_len(0)?;
+        file.write_all_at(&encode_header(base), 0)?;
+        file.sync_data()?;
+        fs.sync_dir(dir)?;
+        Ok(Segment::new(
+            base,
+            path,
+            file,
+            SegmentIndex::empty(base, SEGMENT_HEADER_LEN),
+        ))
+    }
+}
+
+/// How a walk over a segment's batches ended.
+#[derive(Debug)]
+pub(crate) enum WalkEnd {
+    /// Reached `limit` at a batch boundary, or the visitor stopped.
+    Done {
+        /// Position after the last visited batch.
+        pos: u64,
+    },
+    /// The bytes at `pos` are a torn batch (the file ends inside it).
+    Torn {
+        /// Position of the torn batch.
+        pos: u64,
+    },
+    /// The bytes at `pos` are not a valid batch.
+    Corrupt {
+        /// Position of the damage.
+        pos: u64,
+        /// What check failed.
+        reason: &'static str,
+    },
+}
+
+/// Whether a walk continues after a batch.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Visit the next batch.
+    Continue,
+    /// Stop after this batch.
+    Stop,
+}
+
+/// Walks the valid batches in `[pos, limit)` of `file`, reading `chunk` bytes at
+/// a time into aligned buffers. The visitor gets each batch's file position, the
+/// shared buffer it sits in and its start within that buffer. `pos` must be a
+/// batch boundary (a multiple of 16), so payloads are aligned in the buffer.
+pub(crate) fn walk(
+    file: &dyn FsFile,
+    mut pos: u64,
+    limit: u64,
+    chunk: usize,
+    mut visit: impl FnMut(u64, &Arc<Buf>, usize, &BatchView<'_>) -> Flow,
+) -> io::Result<WalkEnd> {
+    let mut buf: Arc<Buf> = Arc::new(Buf::new());
+    let mut want = chunk;
+    loop {
+        if pos >= limit {
+            return Ok(WalkEnd::Done { pos });
+        }
+        let remaining = usize::try_from(limit - pos).unwrap_or(usize::MAX);
+        let size = want.min(remaining);
+        // Reuse the buffer when no entry handed out still holds it.
+        let b = match Arc::get_mut(&mut buf) {
+            Some(b) => b,
+            None => {
+                buf = Arc::new(Buf::with_capacity(size));
+                Arc::get_mut(&mut buf).expect("a fresh Arc is unique")
+            }
+        };
+        b.clear();
+        b.resize(size, 0);
+        let n = read_full(file, b, pos)?;
+        b.resize(n, 0);
+        let short = n < size;
+        let mut at = 0usize;
+        loop {
+            match decode_batch(&buf[at..]) {
+                BatchDecode::Valid(view) => {
+                    let len = view.len();
+                    let flow = visit(pos, &buf, at, &view);
+                    pos += len as u64;
+                    at += len;
+                    if flow == Flow::Stop {
+                        return Ok(WalkEnd::Done { pos });
+                    }
+                    if pos >= limit {
+                        return Ok(WalkEnd::Done { pos });
+                    }
+                }
+                BatchDecode::Torn { needed } => {
+                    let available = buf.len() - at;
+                    if at == 0 && (short || needed > remaining) {
+                        return Ok(WalkEnd::Torn { pos });
+                    }
+                    if at == 0 && available == size {
+                        // One batch larger than the chunk: read it whole.
+                        want = needed;
+                    } else {
+                        want = chunk.max(needed);
+                    }
+                    break;
+                }
+                BatchDecode::Corrupt { reason } => return Ok(WalkEnd::Corrupt { pos, reason }),
+            }
+        }
+    }
+}

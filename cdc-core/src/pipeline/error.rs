@@ -1,0 +1,134 @@
+//! Errors of the pipeline runtime and the source runner.
+
+use crate::event::{SourcePosition, TableName};
+
+/// A boxed error from a [`Source`](crate::Source) or [`Sink`](crate::Sink)
+/// implementation, kept whole so callers can downcast it.
+pub type BoxedError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Errors of a pipeline or a source runner. Each variant says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// The change log or the cursor store failed; see the cause. Retrying helps
+    /// only if the cause is transient (disk full, too many open files).
+    #[error("change log error: {source}")]
+    Log {
+        /// The log's error.
+        #[source]
+        source: crate::Error,
+    },
+    /// The source failed; the runner stopped. Start it again to resume from the
+    /// log's last durable position (nothing durable is lost).
+    #[error("source error: {source}")]
+    Source {
+        /// The source's own error.
+        #[source]
+        source: BoxedError,
+    },
+    /// The sink failed to apply a batch; nothing of that batch is visible. Start the
+    /// pipeline again (with a new sink) to retry from the cursor.
+    #[error("sink error while applying up to log offset {last_offset}: {source}")]
+    Sink {
+        /// `last_offset` of the batch that failed.
+        last_offset: u64,
+        /// The sink's own error.
+        #[source]
+        source: BoxedError,
+    },
+    /// The sink failed to report its stored offset at start.
+    #[error("sink could not report its stored offset: {source}")]
+    SinkOffset {
+        /// The sink's own error.
+        #[source]
+        source: BoxedError,
+    },
+    /// The pipeline's resume point is older than the oldest record the log retains:
+    /// changes it never delivered are gone. Backfill the pipeline's tables, then
+    /// recreate the cursor at the log's end. Retrying does not help.
+    #[error(
+        "pipeline {name} needs offset {offset} but the log starts at {oldest_retained}; \
+         backfill its tables and recreate the cursor"
+    )]
+    NeedsBackfill {
+        /// Cursor name.
+        name: String,
+        /// Offset the pipeline would read next.
+        offset: u64,
+        /// Oldest offset still in the log.
+        oldest_retained: u64,
+    },
+    /// The sink says it applied offsets the log does not have (the log was recreated
+    /// or belongs to another source). Point the pipeline at the right log or reset
+    /// the sink; retrying does not help.
+    #[error(
+        "sink of pipeline {name} stored offset {sink_offset} but the log ends before {log_next}; \
+         it was written from another log"
+    )]
+    SinkAheadOfLog {
+        /// Cursor name.
+        name: String,
+        /// The sink's stored offset.
+        sink_offset: u64,
+        /// The log's next offset.
+        log_next: u64,
+    },
+    /// A change's table has no schema in the log: the source broke its contract of
+    /// logging a schema record before the first change. Fix the source.
+    #[error("no schema for table {table} at log offset {offset}; the source must log one first")]
+    MissingSchema {
+        /// The table.
+        table: TableName,
+        /// Offset of the change.
+        offset: u64,
+    },
+    /// The log's records break the transaction structure (a `Begin` inside a
+    /// transaction, a gap in offsets). Retrying does not help; report it.
+    #[error("malformed change log at offset {offset}: {reason}")]
+    MalformedLog {
+        /// Offset of the offending record.
+        offset: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The source re-delivered a position that cannot be compared with the log's
+    /// last durable one: the log was written by a different source. Use a separate
+    /// log per source; retrying does not help.
+    #[error("source position {delivered:?} cannot be compared with the log's last {logged:?}")]
+    PositionMismatch {
+        /// The log's last durable source position.
+        logged: SourcePosition,
+        /// The position the source delivered.
+        delivered: SourcePosition,
+    },
+    /// A pause was requested at an offset the pipeline has already read past.
+    /// Request a pause at or after `next`.
+    #[error("cannot pause at offset {requested}: the pipeline already read up to {next}")]
+    PausePassed {
+        /// The requested pause offset.
+        requested: u64,
+        /// The next offset the pipeline reads.
+        next: u64,
+    },
+    /// The pipeline task has stopped; its result comes from
+    /// [`PipelineHandle::join`](super::PipelineHandle::join).
+    #[error("the pipeline has stopped")]
+    Stopped,
+    /// The pipeline task panicked; this is a bug, report it.
+    #[error("the pipeline task panicked")]
+    Panicked,
+    /// Configuration is invalid; fix the named field.
+    #[error("invalid pipeline configuration: {field}: {reason}")]
+    Config {
+        /// The offending field.
+        field: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+}
+
+impl From<crate::Error> for PipelineError {
+    fn from(source: crate::Error) -> Self {
+        PipelineError::Log { source }
+    }
+}

@@ -1,0 +1,199 @@
+//! The source runner against a real change log and a scripted source.
+
+mod pipeline_support;
+
+use cdc_core::event::Record;
+use cdc_core::ingest::{self, IngestStop};
+use cdc_core::pipeline::PipelineError;
+use cdc_core::{ChangeLog, LogConfig, SourceBatch};
+use pipeline_support::*;
+use tokio_util::sync::CancellationToken;
+
+fn batch(lsns: &[u64]) -> SourceBatch {
+    let records = lsns
+        .iter()
+        .flat_map(|&l| txn(l, &[("orders", l as i64)]))
+        .collect();
+    SourceBatch {
+        records,
+        position: pg(*lsns.last().unwrap()),
+    }
+}
+
+fn script() -> Vec<SourceBatch> {
+    vec![
+        batch(&[10, 20]),
+        batch(&[30]),
+        batch(&[40, 50]),
+        batch(&[60]),
+    ]
+}
+
+fn all_records(log: &ChangeLog) -> Vec<Record> {
+    let end = log.offsets().durable;
+    let entries = log.read(0, end as usize).unwrap();
+    entries.iter().map(|e| e.record().unwrap()).collect()
+}
+
+fn expected(lsns: &[u64]) -> Vec<Record> {
+    lsns.iter()
+        .flat_map(|&l| txn(l, &[("orders", l as i64)]))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_batch_reaches_the_log_in_order_and_is_acknowledged_only_once_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = ChangeLog::open(dir.path(), LogConfig::default()).unwrap();
+    let mut source = ScriptedSource::new(&log, script());
+    let observed = source.observed.clone();
+
+    let summary = ingest::run(&mut source, &log, &CancellationToken::new())
+        .await
+        .unwrap();
+
+    assert_eq!(summary.reason, IngestStop::SourceEnded);
+    assert_eq!(
+        (summary.batches, summary.appended, summary.skipped),
+        (4, 18, 0)
+    );
+    assert_eq!(summary.last_position, Some(pg(60)));
+    assert_eq!(all_records(&log), expected(&[10, 20, 30, 40, 50, 60]));
+    let observed = observed.lock().unwrap();
+    assert_eq!(observed.starts, vec![None]);
+    assert_eq!(observed.acks, vec![pg(20), pg(30), pg(50), pg(60)]);
+    assert!(!observed.acked_before_durable);
+}
+
+#[tokio::test]
+async fn a_crash_between_append_and_acknowledge_appends_no_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = ChangeLog::open(dir.path(), LogConfig::default()).unwrap();
+    // The acknowledgement of the third batch (lsn 40, 50) fails after its append, and
+    // the source, like a slot, re-delivers from its last acknowledged position (30).
+    let mut source = ScriptedSource::new(&log, script())
+        .redelivering_unacknowledged()
+        .failing_ack_of(2);
+    let observed = source.observed.clone();
+
+    let err = ingest::run(&mut source, &log, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    let PipelineError::Source { source: cause } = err else {
+        panic!("{err:?}")
+    };
+    let io = cause
+        .downcast_ref::<std::io::Error>()
+        .expect("the source's own error is kept");
+    assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset);
+    assert_eq!(
+        log.last_source_position(),
+        Some(pg(50)),
+        "the batch was durable before the ack failed"
+    );
+
+    let summary = ingest::run(&mut source, &log, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.skipped, 6,
+        "the re-delivered lsn 40 and 50 are dropped"
+    );
+    assert_eq!(summary.appended, 3);
+    assert_eq!(all_records(&log), expected(&[10, 20, 30, 40, 50, 60]));
+    let observed = observed.lock().unwrap();
+    assert_eq!(observed.starts, vec![None, Some(pg(50))]);
+    assert_eq!(observed.acks, vec![pg(20), pg(30), pg(50), pg(60)]);
+    assert!(!observed.acked_before_durable);
+}
+
+#[tokio::test]
+async fn a_restart_resumes_after_the_last_durable_position_of_the_reopened_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = ChangeLog::open(dir.path(), LogConfig::default()).unwrap();
+    let first: Vec<_> = script().into_iter().take(2).collect();
+    ingest::run(
+        &mut ScriptedSource::new(&log, first),
+        &log,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    log.close().await.unwrap();
+    drop(log);
+
+    let log = ChangeLog::open(dir.path(), LogConfig::default()).unwrap();
+    let mut source = ScriptedSource::new(&log, script());
+    let observed = source.observed.clone();
+    let summary = ingest::run(&mut source, &log, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(observed.lock().unwrap().starts, vec![Some(pg(30))]);
+    assert_eq!(summary.appended, 9);
+    assert_eq!(all_records(&log), expected(&[10, 20, 30, 40, 50, 60]));
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_runner_between_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = ChangeLog::open(dir.path(), LogConfig::default()).unwrap();
+    let mut source = ScriptedSource::new(&log, script()).hanging_at_end();
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let watcher = log.clone();
+    tokio::spawn(async move {
+        wait_until("all batches appended", || {
+            watcher.last_source_position() == Some(pg(60))
+        })
+        .await;
+        stop.cancel();
+    });
+
+    let summary = ingest::run(&mut source, &log, &shutdown).await.unwrap();
+    assert_eq!(summary.reason, IngestStop::Shutdown);
+    assert_eq!(all_records(&log), expected(&[10, 20, 30, 40, 50, 60]));
+    assert_eq!(source.observed.lock().unwrap().acks.len(), 4);
+}
+
+#[tokio::test]
+async fn a_pipeline_follows_the_runner_live_into_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = ChangeLog::open(dir.path().join("log"), LogConfig::default()).unwrap();
+    let out = dir.path().join("sink");
+    let handle =
+        cdc_core::pipeline::Pipeline::new(log.clone(), config("live"), FileSink::new(&out))
+            .unwrap()
+            .start()
+            .await
+            .unwrap();
+    let mut script = script();
+    script[0]
+        .records
+        .insert(0, Record::Schema(schema("orders")));
+    let mut source = ScriptedSource::new(&log, script).hanging_at_end();
+    let shutdown = CancellationToken::new();
+    let runner = {
+        let (log, shutdown) = (log.clone(), shutdown.clone());
+        tokio::spawn(async move { ingest::run(&mut source, &log, &shutdown).await })
+    };
+
+    wait_until("the source to be ingested", || {
+        log.last_source_position() == Some(pg(60))
+    })
+    .await;
+    let end = log.offsets().durable;
+    wait_until("the pipeline to deliver it", || handle.next_offset() == end).await;
+    shutdown.cancel();
+    runner.await.unwrap().unwrap();
+    handle.shutdown().await.unwrap();
+
+    let mut logged = vec![Record::Schema(schema("orders"))];
+    logged.extend(expected(&[10, 20, 30, 40, 50, 60]));
+    assert_eq!(all_records(&log), logged);
+    let appended = Appended {
+        records: (0..).zip(logged).collect(),
+    };
+    let lines = FileSink::lines(&out);
+    assert_eq!(file_changes(&lines), appended.changes(0..end, |_| true));
+    appended.assert_whole_transactions(&lines);
+}

@@ -1,0 +1,115 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Errors from the MySQL/MariaDB source. Each variant says what to do about it
+/// and whether retrying can help.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Binlog bytes could not be decoded; the input is corrupt or of an
+    /// unsupported format. Retrying does not help.
+    #[error("malformed binlog data at {file}:{pos}: {reason}")]
+    Malformed {
+        /// Binlog file name (empty when unknown).
+        file: String,
+        /// Byte position of the event in that file.
+        pos: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A server setting prevents change capture; the message says the fix.
+    /// Retrying helps only after the setting is changed.
+    #[error("server setting {variable} is {actual:?}; {fix}")]
+    Setting {
+        /// The server variable, e.g. `binlog_format`.
+        variable: &'static str,
+        /// Its current value.
+        actual: String,
+        /// What to do.
+        fix: &'static str,
+    },
+    /// The connected user lacks a privilege; grant it and retry.
+    #[error("user lacks {privilege}; run GRANT {privilege} ON *.* TO the replication user")]
+    Privilege {
+        /// The missing privilege, e.g. `REPLICATION SLAVE`.
+        privilege: &'static str,
+    },
+    /// The binlog file holding our position was purged: changes after it are
+    /// gone from the server. The tables need a new backfill; retrying does not help.
+    #[error(
+        "needs backfill: binlog file {file} was purged from the server; re-backfill the tables \
+         and restart from a current position ({detail})"
+    )]
+    NeedsBackfill {
+        /// The purged binlog file (or GTID position when no file is known).
+        file: String,
+        /// The server's message.
+        detail: String,
+    },
+    /// Another replica uses our server id; pick a unique `server_id` in the config.
+    #[error("server id {server_id} is already used by another replica; set a unique server_id")]
+    ServerIdClash {
+        /// The clashing id.
+        server_id: u32,
+    },
+    /// The MySQL client library reported an error; retrying helps when the
+    /// cause was a dropped connection.
+    #[error("mysql error: {context}")]
+    Mysql {
+        /// What we were doing.
+        context: String,
+        /// The driver error.
+        #[source]
+        source: mysql_async::Error,
+    },
+    /// Reading a binlog file failed; check the path and permissions.
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is invalid; fix the named field.
+    #[error("invalid configuration: {field}: {reason}")]
+    Config {
+        /// The offending field.
+        field: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A resume position is not a MySQL/MariaDB position; pass the position the
+    /// change log stored for this source.
+    #[error("cannot resume from {0}: not a MySQL/MariaDB binlog position")]
+    Position(String),
+    /// A method was called out of order (e.g. `next_batch` before `start`).
+    #[error("source used out of order: {0}")]
+    State(&'static str),
+}
+
+impl Error {
+    /// Whether retrying the same operation (after a reconnect) can help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Mysql { .. } | Error::Io { .. })
+    }
+
+    pub(crate) fn malformed(file: &str, pos: u64, reason: impl Into<String>) -> Self {
+        Error::Malformed {
+            file: file.to_owned(),
+            pos,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn mysql(context: impl Into<String>, source: mysql_async::Error) -> Self {
+        Error::Mysql {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,210 @@
+//! GTID state: MySQL executed GTID sets (`uuid:1-100`) and MariaDB GTID lists
+//! (`domain-server-seq`), parsed, advanced per transaction and printed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One MariaDB GTID: `domain-server-sequence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MariaGtid {
+    /// Replication domain.
+    pub domain: u32,
+    /// Originating server id.
+    pub server: u32,
+    /// Sequence number within the domain.
+    pub seq: u64,
+}
+
+impl fmt::Display for MariaGtid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.domain, self.server, self.seq)
+    }
+}
+
+/// MariaDB GTID position: the last GTID of each domain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MariaGtidList(BTreeMap<u32, MariaGtid>);
+
+impl MariaGtidList {
+    /// Parses `0-1-100,1-2-7` (empty text is the empty list).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut list = MariaGtidList::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let mut it = part.split('-');
+            let gtid = MariaGtid {
+                domain: it.next()?.parse().ok()?,
+                server: it.next()?.parse().ok()?,
+                seq: it.next()?.parse().ok()?,
+            };
+            if it.next().is_some() {
+                return None;
+            }
+            list.apply(gtid);
+        }
+        Some(list)
+    }
+
+    /// Records `gtid` as the latest of its domain.
+    pub fn apply(&mut self, gtid: MariaGtid) {
+        self.0.insert(gtid.domain, gtid);
+    }
+
+    /// Records `gtid` unless its domain already has a later sequence number.
+    pub fn apply_if_newer(&mut self, gtid: MariaGtid) {
+        if self.0.get(&gtid.domain).is_none_or(|g| g.seq < gtid.seq) {
+            self.apply(gtid);
+        }
+    }
+
+    /// Whether no domain has a GTID yet.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for MariaGtidList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, gtid) in self.0.values().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{gtid}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A MySQL GTID set: per source UUID, sorted disjoint closed intervals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GtidSet(BTreeMap<[u8; 16], Vec<(u64, u64)>>);
+
+impl GtidSet {
+    /// Parses `uuid:1-5:7,uuid2:1-3` (whitespace and newlines allowed).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut set = GtidSet::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let mut it = part.split(':');
+            let sid = parse_uuid(it.next()?.trim())?;
+            for range in it {
+                let (a, b) = match range.split_once('-') {
+                    Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+                    None => {
+                        let n = range.trim().parse().ok()?;
+                        (n, n)
+                    }
+                };
+                if a == 0 || b < a {
+                    return None;
+                }
+                set.add_range(sid, a, b);
+            }
+        }
+        Some(set)
+    }
+
+    /// Adds one transaction number.
+    pub fn add(&mut self, sid: [u8; 16], gno: u64) {
+        self.add_range(sid, gno, gno);
+    }
+
+    /// Adds the closed interval `start..=end`, merging neighbours.
+    pub fn add_range(&mut self, sid: [u8; 16], start: u64, end: u64) {
+        let ranges = self.0.entry(sid).or_default();
+        ranges.push((start, end));
+        ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for &(a, b) in ranges.iter() {
+            match merged.last_mut() {
+                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        *ranges = merged;
+    }
+
+    /// The set as (uuid, intervals) with half-open ends, as COM_BINLOG_DUMP_GTID wants.
+    pub fn sids(&self) -> impl Iterator<Item = ([u8; 16], Vec<(u64, u64)>)> + '_ {
+        self.0.iter().map(|(sid, ranges)| {
+            (*sid, ranges.iter().map(|&(a, b)| (a, b.saturating_add(1))).collect())
+        })
+    }
+}
+
+impl fmt::Display for GtidSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (sid, ranges)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(&format_uuid(sid))?;
+            for &(a, b) in ranges {
+                if a == b {
+                    write!(f, ":{a}")?;
+                } else {
+                    write!(f, ":{a}-{b}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Formats 16 bytes as a lowercase hyphenated UUID.
+pub fn format_uuid(b: &[u8; 16]) -> String {
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Parses a hyphenated (or plain 32-digit) UUID.
+pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let digits: Vec<u8> = text.bytes().filter(|&b| b != b'-').collect();
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in digits.chunks_exact(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UUID: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+
+    #[test]
+    fn mysql_gtid_sets_merge_adjacent_numbers() {
+        let mut set = GtidSet::parse(&format!("{UUID}:1-5:7")).unwrap();
+        let sid = parse_uuid(UUID).unwrap();
+        set.add(sid, 6);
+        assert_eq!(set.to_string(), format!("{UUID}:1-7"));
+        set.add(sid, 9);
+        assert_eq!(set.to_string(), format!("{UUID}:1-7:9"));
+        assert_eq!(set.sids().next().unwrap().1, vec![(1, 8), (9, 10)]);
+    }
+
+    #[test]
+    fn malformed_gtid_sets_are_rejected() {
+        assert!(GtidSet::parse("nope:1-2").is_none());
+        assert!(GtidSet::parse(&format!("{UUID}:5-2")).is_none());
+    }
+
+    #[test]
+    fn mariadb_gtid_lists_keep_the_last_gtid_per_domain_sorted() {
+        let mut list = MariaGtidList::parse("1-2-7,0-1-100").unwrap();
+        list.apply(MariaGtid { domain: 0, server: 1, seq: 101 });
+        assert_eq!(list.to_string(), "0-1-101,1-2-7");
+        assert!(MariaGtidList::parse("0-1").is_none());
+        assert!(MariaGtidList::parse("").unwrap().is_empty());
+    }
+}

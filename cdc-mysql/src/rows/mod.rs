@@ -1,0 +1,86 @@
+//! Row events: TABLE_MAP metadata to schemas and column codecs, and row images
+//! to event-model rows.
+
+pub mod charset;
+pub mod column;
+pub mod decimal;
+pub mod json;
+pub mod table_map;
+pub mod temporal;
+
+use std::sync::Arc;
+
+use cdc_core::event::{Row, TableName, TableSchema, Value};
+
+use crate::binlog::cursor::{Cursor, DecodeError, Decoded};
+use crate::binlog::event::bit;
+use column::{ColumnCodec, TypeHint};
+use table_map::TableMap;
+
+/// A table's schema with the decoders of its columns.
+#[derive(Debug, Clone)]
+pub struct TableEntry {
+    /// The schema record for this table.
+    pub schema: Arc<TableSchema>,
+    /// One codec per column, in schema order.
+    pub codecs: Vec<ColumnCodec>,
+}
+
+impl TableEntry {
+    /// Builds the schema and codecs of a table map, with catalog hints by column name.
+    pub fn build(map: &TableMap, hints: &[(String, TypeHint)]) -> Decoded<Self> {
+        let mut columns = Vec::with_capacity(map.columns.len());
+        let mut codecs = Vec::with_capacity(map.columns.len());
+        for (i, m) in map.columns.iter().enumerate() {
+            let hint = m
+                .name
+                .as_deref()
+                .and_then(|n| hints.iter().find(|(h, _)| h == n).map(|(_, t)| *t));
+            let (column, codec) = column::build(i, m, hint)?;
+            columns.push(column);
+            codecs.push(codec);
+        }
+        Ok(TableEntry {
+            schema: Arc::new(TableSchema {
+                table: TableName::new(map.schema.clone(), map.table.clone()),
+                columns,
+                primary_key: map.primary_key.clone(),
+            }),
+            codecs,
+        })
+    }
+
+    /// Decodes one row image whose present columns are `present`; columns not in
+    /// the image become `missing`.
+    pub fn decode_row(
+        &self,
+        column_count: usize,
+        present: &[u8],
+        c: &mut Cursor<'_>,
+        missing: &Value,
+    ) -> Decoded<Row> {
+        if column_count != self.codecs.len() {
+            return Err(DecodeError::new(format!(
+                "rows event has {column_count} columns, table map {}",
+                self.codecs.len()
+            )));
+        }
+        let present_count = (0..column_count).filter(|&i| bit(present, i)).count();
+        let nulls = c.take(present_count.div_ceil(8))?;
+        let mut row = Vec::with_capacity(column_count);
+        let mut n = 0;
+        for (i, codec) in self.codecs.iter().enumerate() {
+            if !bit(present, i) {
+                row.push(missing.clone());
+                continue;
+            }
+            if bit(nulls, n) {
+                row.push(Value::Null);
+            } else {
+                row.push(codec.decode(c)?);
+            }
+            n += 1;
+        }
+        Ok(row)
+    }
+}

@@ -1,0 +1,58 @@
+//! Shared helpers of the live tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use cdc_core::event::{ChangeKind, Record, TableName, Value};
+use cdc_core::{Source, SourceBatch};
+use cdc_mysql::{MySqlConfig, MySqlSource, Password};
+use cdc_testkit::MariaDb;
+
+/// Starts MariaDB or fails with the kit's message (never skips).
+pub fn mariadb() -> MariaDb {
+    MariaDb::start().unwrap_or_else(|e| panic!("MariaDB test server could not start: {e}"))
+}
+
+/// A source config for `tables` of database `test`.
+pub fn config(db: &MariaDb, tables: &[&str]) -> MySqlConfig {
+    let mut cfg = MySqlConfig::new(db.host(), db.port(), db.user(), Password::new(db.password()));
+    cfg.tables = tables.iter().map(|t| TableName::new("test", *t)).collect();
+    cfg.heartbeat = Duration::from_millis(500);
+    cfg
+}
+
+/// Reads batches until `n` contain a `Commit`, acknowledging each.
+pub async fn transactions(src: &mut MySqlSource, n: usize) -> Vec<SourceBatch> {
+    let mut out = Vec::new();
+    let mut seen = 0;
+    while seen < n {
+        let batch = tokio::time::timeout(Duration::from_secs(30), src.next_batch())
+            .await
+            .expect("timed out waiting for a transaction")
+            .expect("source error")
+            .expect("stream ended");
+        src.acknowledge(&batch.position).await.unwrap();
+        if batch.records.iter().any(|r| matches!(r, Record::Commit(_))) {
+            seen += 1;
+            out.push(batch);
+        }
+    }
+    out
+}
+
+/// The row changes of some batches as (table, kind, before, after).
+pub fn changes(batches: &[SourceBatch]) -> Vec<(String, ChangeKind, Option<Vec<Value>>, Option<Vec<Value>>)> {
+    batches
+        .iter()
+        .flat_map(|b| b.records.iter())
+        .filter_map(|r| match r {
+            Record::Change(c) => Some((c.table.name.clone(), c.kind, c.before.clone(), c.after.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs SQL as root, panicking with the output on failure.
+pub fn sql(db: &MariaDb, statement: &str) -> String {
+    db.sql(&format!("SET NAMES utf8mb4; {statement}")).unwrap_or_else(|e| panic!("sql failed: {e}"))
+}

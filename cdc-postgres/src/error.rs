@@ -1,0 +1,176 @@
+//! The crate's error type.
+
+use cdc_core::event::TableName;
+
+use crate::pgoutput::DecodeError;
+
+/// Errors from the PostgreSQL source. Each variant says what to do and whether
+/// retrying can help.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The TCP connection failed or broke; retrying helps once the server is reachable.
+    #[error("connection to postgres at {address} failed (retry once the server is reachable): {source}")]
+    Connect {
+        /// `host:port`.
+        address: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server closed the replication connection; retrying resumes from the last acknowledged position.
+    #[error("postgres closed the replication connection (retry resumes from the last acknowledged position)")]
+    ConnectionClosed,
+    /// The server sent an error; the message is the server's.
+    #[error("postgres error {code} while {context}: {message}")]
+    Server {
+        /// What we were doing.
+        context: &'static str,
+        /// SQLSTATE.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// Authentication could not proceed; fix the credentials or `pg_hba.conf`.
+    #[error("authentication failed: {reason}; check the user, password and pg_hba.conf (retry does not help)")]
+    Auth {
+        /// Why.
+        reason: String,
+    },
+    /// The server sent something the replication protocol does not allow here.
+    #[error("replication protocol violation: {reason} (retry may help; report it if it persists)")]
+    Protocol {
+        /// What was wrong.
+        reason: String,
+    },
+    /// An ordinary query failed.
+    #[error("query failed while {context} (retry may help if the cause was transient)")]
+    Query {
+        /// What we were doing.
+        context: &'static str,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A pgoutput message could not be decoded.
+    #[error("undecodable pgoutput message at lsn {lsn:#x} (retry does not help; report it)")]
+    Decode {
+        /// LSN of the message.
+        lsn: u64,
+        /// The decode error.
+        #[source]
+        source: DecodeError,
+    },
+    /// A column value's text is not valid for its type.
+    #[error("value of column {column} of table {table} (type {type_name}) could not be decoded (retry does not help; report it)")]
+    Value {
+        /// The table.
+        table: TableName,
+        /// The column.
+        column: String,
+        /// The column's type name.
+        type_name: String,
+    },
+    /// A row change arrived for a relation whose description was never sent.
+    #[error("change for unknown relation oid {relation_id} (retry restarts the session)")]
+    UnknownRelation {
+        /// Relation OID.
+        relation_id: u32,
+    },
+    /// `wal_level` is not `logical`.
+    #[error("wal_level is {actual}; set wal_level=logical and restart postgres")]
+    WalLevel {
+        /// The current setting.
+        actual: String,
+    },
+    /// The user may not replicate.
+    #[error("user {user} lacks the REPLICATION privilege; run ALTER ROLE \"{user}\" REPLICATION")]
+    MissingReplicationPrivilege {
+        /// The user.
+        user: String,
+    },
+    /// A table has no key to identify rows in updates and deletes.
+    #[error("table {table} has no primary key and replica identity {identity}; add a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL (or USING INDEX)")]
+    MissingKey {
+        /// The table.
+        table: TableName,
+        /// Its replica identity.
+        identity: String,
+    },
+    /// A declared table does not exist.
+    #[error("table {table} does not exist; create it or remove it from the source's tables")]
+    MissingTable {
+        /// The table.
+        table: TableName,
+    },
+    /// The publication does not exist.
+    #[error("publication {publication} does not exist; create it with CREATE PUBLICATION \"{publication}\" FOR TABLE ... or enable create_publication")]
+    MissingPublication {
+        /// The publication.
+        publication: String,
+    },
+    /// The publication does not publish every declared table.
+    #[error("publication {publication} does not include {tables:?}; run ALTER PUBLICATION \"{publication}\" ADD TABLE ...")]
+    PublicationMissingTables {
+        /// The publication.
+        publication: String,
+        /// The missing tables.
+        tables: Vec<TableName>,
+    },
+    /// The slot is streaming to another process.
+    #[error("replication slot {slot} is in use by process {pid}; stop the other reader or terminate it with pg_terminate_backend({pid}) (retry helps once it is gone)")]
+    SlotInUse {
+        /// The slot.
+        slot: String,
+        /// The holder's backend pid.
+        pid: i32,
+    },
+    /// The slot cannot deliver every change since the last durable position.
+    #[error("replication slot {slot} needs backfill: {reason}; changes were lost, re-backfill the tables (retry does not help)")]
+    NeedsBackfill {
+        /// The slot.
+        slot: String,
+        /// What happened to it.
+        reason: String,
+    },
+    /// A transaction exceeded the configured size limit.
+    #[error("transaction {xid} exceeds max_transaction_bytes ({limit} bytes); raise the limit (retry does not help)")]
+    TransactionTooLarge {
+        /// Transaction id.
+        xid: u32,
+        /// The limit.
+        limit: u64,
+    },
+    /// The resume position is of another source kind.
+    #[error("resume position {position} is not a postgres lsn; the change log belongs to another source")]
+    ForeignPosition {
+        /// The position's debug form.
+        position: String,
+    },
+    /// Configuration is invalid; fix the named field.
+    #[error("invalid configuration: {field}: {reason}")]
+    Config {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The source was used before `start`.
+    #[error("the source is not started; call start first")]
+    NotStarted,
+}
+
+impl Error {
+    pub(crate) fn query(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
+        move |source| Error::Query { context, source }
+    }
+
+    pub(crate) fn protocol(reason: impl Into<String>) -> Error {
+        Error::Protocol {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

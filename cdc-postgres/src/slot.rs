@@ -1,0 +1,215 @@
+//! Preconditions, publications and replication slots, checked through an
+//! ordinary connection so every failure names its fix.
+
+use cdc_core::event::TableName;
+use tokio_postgres::Client;
+
+use crate::config::PostgresConfig;
+use crate::error::{Error, Result};
+use crate::replication::parse_lsn;
+
+/// Quotes an identifier for SQL.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a qualified table name for SQL.
+pub(crate) fn quote_table(table: &TableName) -> String {
+    format!("{}.{}", quote_ident(&table.schema), quote_ident(&table.name))
+}
+
+/// Checks `wal_level`, the user's REPLICATION privilege, the tables' keys and
+/// the publication, creating the publication when configured to.
+pub(crate) async fn check_prerequisites(client: &Client, config: &PostgresConfig) -> Result<()> {
+    let wal_level: String = client
+        .query_one("SELECT current_setting('wal_level')", &[])
+        .await
+        .map_err(Error::query("reading wal_level"))?
+        .get(0);
+    if wal_level != "logical" {
+        return Err(Error::WalLevel { actual: wal_level });
+    }
+    let row = client
+        .query_one(
+            "SELECT rolreplication OR rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(Error::query("reading the user's privileges"))?;
+    if !row.get::<_, bool>(0) {
+        return Err(Error::MissingReplicationPrivilege {
+            user: config.user.clone(),
+        });
+    }
+    for table in &config.tables {
+        let row = client
+            .query_opt(
+                "SELECT c.relreplident::text, \
+                        EXISTS (SELECT 1 FROM pg_catalog.pg_index i \
+                                WHERE i.indrelid = c.oid AND i.indisprimary) \
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2",
+                &[&table.schema, &table.name],
+            )
+            .await
+            .map_err(Error::query("reading table replica identity"))?
+            .ok_or_else(|| Error::MissingTable {
+                table: table.clone(),
+            })?;
+        let identity: String = row.get(0);
+        let has_pk: bool = row.get(1);
+        if (identity == "d" && !has_pk) || identity == "n" {
+            return Err(Error::MissingKey {
+                table: table.clone(),
+                identity: match identity.as_str() {
+                    "n" => "NOTHING".into(),
+                    _ => "DEFAULT".into(),
+                },
+            });
+        }
+    }
+    ensure_publication(client, config).await
+}
+
+async fn ensure_publication(client: &Client, config: &PostgresConfig) -> Result<()> {
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1",
+            &[&config.publication],
+        )
+        .await
+        .map_err(Error::query("reading publications"))?
+        .is_some();
+    if !exists {
+        if !config.create_publication {
+            return Err(Error::MissingPublication {
+                publication: config.publication.clone(),
+            });
+        }
+        let tables: Vec<String> = config.tables.iter().map(quote_table).collect();
+        let sql = format!(
+            "CREATE PUBLICATION {} FOR TABLE {}",
+            quote_ident(&config.publication),
+            tables.join(", ")
+        );
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(Error::query("creating the publication"))?;
+    }
+    let published: Vec<TableName> = client
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_catalog.pg_publication_tables \
+             WHERE pubname = $1",
+            &[&config.publication],
+        )
+        .await
+        .map_err(Error::query("reading publication tables"))?
+        .iter()
+        .map(|r| TableName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    let missing: Vec<TableName> = config
+        .tables
+        .iter()
+        .filter(|t| !published.contains(t))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::PublicationMissingTables {
+            publication: config.publication.clone(),
+            tables: missing,
+        })
+    }
+}
+
+/// The state of an existing slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SlotState {
+    /// The slot's confirmed flush position.
+    pub(crate) confirmed_flush: u64,
+}
+
+/// Looks the slot up; `None` when it does not exist. Errors when it is lost,
+/// in use, or not a pgoutput slot of this database.
+pub(crate) async fn existing_slot(
+    client: &Client,
+    config: &PostgresConfig,
+) -> Result<Option<SlotState>> {
+    let row = client
+        .query_opt(
+            "SELECT active_pid, coalesce(wal_status, ''), confirmed_flush_lsn::text, \
+                    coalesce(plugin::text, ''), coalesce(database::text, '') \
+             FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+            &[&config.slot],
+        )
+        .await
+        .map_err(Error::query("reading replication slots"))?;
+    let Some(row) = row else { return Ok(None) };
+    let active_pid: Option<i32> = row.get(0);
+    let wal_status: String = row.get(1);
+    let confirmed: Option<String> = row.get(2);
+    let plugin: String = row.get(3);
+    let database: String = row.get(4);
+    if wal_status == "lost" {
+        return Err(Error::NeedsBackfill {
+            slot: config.slot.clone(),
+            reason: "its WAL was removed (wal_status = lost)".into(),
+        });
+    }
+    if plugin != "pgoutput" || database != config.database {
+        return Err(Error::Config {
+            field: "slot",
+            reason: format!(
+                "slot {} exists with plugin {plugin} on database {database}; \
+                 choose another slot name or drop it",
+                config.slot
+            ),
+        });
+    }
+    if let Some(pid) = active_pid {
+        return Err(Error::SlotInUse {
+            slot: config.slot.clone(),
+            pid,
+        });
+    }
+    Ok(Some(SlotState {
+        confirmed_flush: confirmed.as_deref().and_then(parse_lsn).unwrap_or(0),
+    }))
+}
+
+/// Drops the replication slot if it exists (teardown, major-version upgrades).
+pub async fn drop_slot(client: &Client, slot: &str) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT count(pg_catalog.pg_drop_replication_slot(slot_name)) \
+             FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(Error::query("dropping the replication slot"))?;
+    Ok(row.get::<_, i64>(0) > 0)
+}
+
+/// Drops the publication if it exists.
+pub async fn drop_publication(client: &Client, publication: &str) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "DROP PUBLICATION IF EXISTS {}",
+            quote_ident(publication)
+        ))
+        .await
+        .map_err(Error::query("dropping the publication"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_with_embedded_quotes_doubled() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_table(&TableName::new("s", "T")), "\"s\".\"T\"");
+    }
+}

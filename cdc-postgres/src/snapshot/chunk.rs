@@ -1,0 +1,237 @@
+//! Keyset chunk reads of one table: rows in primary-key order after a key,
+//! every value read in its text form and decoded like the stream's values.
+
+use std::sync::Arc;
+
+use cdc_core::event::{Column, Row, TableName, TableSchema, Value};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+
+use crate::error::{Error, Result};
+use crate::replication::parse_lsn;
+use crate::schema::Catalog;
+use crate::slot::{quote_ident, quote_table};
+use crate::value::ColumnType;
+
+/// Where the next chunk starts: the text of the last key read, in key order.
+/// Serializable so a backfill can resume after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyCursor(Vec<String>);
+
+/// One chunk of rows and the positions read around it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    /// Rows in key order, in the column order of the reader's schema.
+    pub rows: Vec<Row>,
+    /// Where the next chunk starts; `None` when the table is exhausted.
+    pub next: Option<KeyCursor>,
+    /// `pg_current_wal_lsn()` read just before the chunk's query.
+    pub low_lsn: u64,
+    /// `pg_current_wal_lsn()` read just after it.
+    pub high_lsn: u64,
+}
+
+struct KeyColumn {
+    index: usize,
+    cast: String,
+}
+
+/// Reads a table in primary-key chunks with short, independent queries (no long
+/// transaction), or inside the caller's transaction (an exported snapshot).
+pub struct ChunkReader {
+    schema: Arc<TableSchema>,
+    types: Vec<ColumnType>,
+    key: Vec<KeyColumn>,
+    first_sql: String,
+    next_sql: String,
+    chunk_rows: i64,
+}
+
+impl std::fmt::Debug for ChunkReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkReader")
+            .field("table", &self.schema.table)
+            .field("chunk_rows", &self.chunk_rows)
+            .finish()
+    }
+}
+
+impl ChunkReader {
+    /// Reads the table's columns and primary key from the catalog.
+    pub async fn new(
+        client: &Client,
+        catalog: &mut Catalog,
+        table: &TableName,
+        chunk_rows: usize,
+    ) -> Result<Self> {
+        let rows = client
+            .query(
+                "SELECT a.attname::text, a.atttypid, a.atttypmod, \
+                        pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+                        coalesce((SELECT k.n FROM pg_catalog.pg_index i, \
+                                  unnest(i.indkey) WITH ORDINALITY k(att, n) \
+                                  WHERE i.indrelid = a.attrelid AND i.indisprimary \
+                                  AND k.att = a.attnum), 0)::int4 \
+                 FROM pg_catalog.pg_attribute a \
+                 WHERE a.attrelid = (SELECT c.oid FROM pg_catalog.pg_class c \
+                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                       WHERE n.nspname = $1 AND c.relname = $2) \
+                   AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                &[&table.schema, &table.name],
+            )
+            .await
+            .map_err(Error::query("reading table columns for a snapshot"))?;
+        if rows.is_empty() {
+            return Err(Error::MissingTable {
+                table: table.clone(),
+            });
+        }
+        let mut columns = Vec::new();
+        let mut types = Vec::new();
+        let mut selects = Vec::new();
+        let mut pk = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let name: String = row.get(0);
+            let oid: u32 = row.get(1);
+            let typmod: i32 = row.get(2);
+            let type_name: String = row.get(3);
+            let not_null: bool = row.get(4);
+            let pk_position: i32 = row.get(5);
+            let column_type = catalog.column_type(client, oid).await?;
+            // Qualified, so ORDER BY and WHERE see the column, not the text output.
+            let quoted = format!("src.{}", quote_ident(&name));
+            // A cast of bpchar to text trims its padding; I/O conversion keeps it.
+            selects.push(if oid == 1042 {
+                format!("CASE WHEN {quoted} IS NULL THEN NULL ELSE concat({quoted}) END")
+            } else {
+                format!("{quoted}::text")
+            } + &format!(" AS c{i}"));
+            if pk_position > 0 {
+                pk.push((pk_position, i, type_name.clone()));
+            }
+            columns.push(Column {
+                name,
+                data_type: column_type.data_type(oid, typmod),
+                source_type: type_name,
+                nullable: !not_null,
+            });
+            types.push(column_type);
+        }
+        if pk.is_empty() {
+            return Err(Error::MissingKey {
+                table: table.clone(),
+                identity: "without a primary key (chunked reads need one)".into(),
+            });
+        }
+        pk.sort();
+        let key: Vec<KeyColumn> = pk
+            .iter()
+            .map(|(_, i, type_name)| KeyColumn {
+                index: *i,
+                cast: type_name.clone(),
+            })
+            .collect();
+        let key_list: Vec<String> = key
+            .iter()
+            .map(|k| format!("src.{}", quote_ident(&columns[k.index].name)))
+            .collect();
+        let params: Vec<String> = key
+            .iter()
+            .enumerate()
+            .map(|(n, k)| format!("${}::text::{}", n + 1, k.cast))
+            .collect();
+        let base = format!(
+            "SELECT {} FROM {} AS src",
+            selects.join(", "),
+            quote_table(table)
+        );
+        let order = format!("ORDER BY {}", key_list.join(", "));
+        let limit_param = key.len() + 1;
+        let first_sql = format!("{base} {order} LIMIT $1");
+        let next_sql = format!(
+            "{base} WHERE ({}) > ({}) {order} LIMIT ${limit_param}",
+            key_list.join(", "),
+            params.join(", ")
+        );
+        let primary_key = key.iter().map(|k| k.index as u32).collect();
+        Ok(Self {
+            schema: Arc::new(TableSchema {
+                table: table.clone(),
+                columns,
+                primary_key,
+            }),
+            types,
+            key,
+            first_sql,
+            next_sql,
+            chunk_rows: i64::try_from(chunk_rows.max(1)).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// The table's schema as the reader decodes it.
+    pub fn schema(&self) -> &Arc<TableSchema> {
+        &self.schema
+    }
+
+    /// Reads the rows after `after` (from the start when `None`), with the WAL
+    /// position read just before and just after the query.
+    pub async fn read_chunk(&self, client: &Client, after: Option<&KeyCursor>) -> Result<Chunk> {
+        let low_lsn = current_lsn(client).await?;
+        let rows = match after {
+            None => client
+                .query(&self.first_sql, &[&self.chunk_rows])
+                .await
+                .map_err(Error::query("reading a snapshot chunk"))?,
+            Some(KeyCursor(key)) => {
+                let mut params: Vec<&(dyn ToSql + Sync)> =
+                    key.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+                params.push(&self.chunk_rows);
+                client
+                    .query(&self.next_sql, &params)
+                    .await
+                    .map_err(Error::query("reading a snapshot chunk"))?
+            }
+        };
+        let high_lsn = current_lsn(client).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut last_key = None;
+        for row in &rows {
+            let mut values = Vec::with_capacity(self.types.len());
+            for (i, column_type) in self.types.iter().enumerate() {
+                let text: Option<&str> = row.get(i);
+                values.push(match text {
+                    None => Value::Null,
+                    Some(t) => column_type.decode_text(t).ok_or_else(|| Error::Value {
+                        table: self.schema.table.clone(),
+                        column: self.schema.columns[i].name.clone(),
+                        type_name: self.schema.columns[i].source_type.clone(),
+                    })?,
+                });
+            }
+            last_key = Some(
+                self.key
+                    .iter()
+                    .map(|k| row.get::<_, Option<String>>(k.index).unwrap_or_default())
+                    .collect(),
+            );
+            out.push(values);
+        }
+        let full = i64::try_from(out.len()).unwrap_or(i64::MAX) >= self.chunk_rows;
+        Ok(Chunk {
+            rows: out,
+            next: if full { last_key.map(KeyCursor) } else { None },
+            low_lsn,
+            high_lsn,
+        })
+    }
+}
+
+async fn current_lsn(client: &Client) -> Result<u64> {
+    let text: String = client
+        .query_one("SELECT pg_catalog.pg_current_wal_lsn()::text", &[])
+        .await
+        .map_err(Error::query("reading the current wal position"))?
+        .get(0);
+    parse_lsn(&text).ok_or_else(|| Error::protocol("unparsable wal position"))
+}

@@ -1,0 +1,8 @@
+//! Snapshot reads: the initial snapshot from the slot's exported snapshot, and
+//! a chunk reader for ad-hoc backfills of a live table.
+
+mod chunk;
+mod initial;
+
+pub use chunk::{Chunk, ChunkReader, KeyCursor};
+pub use initial::InitialSnapshot;

@@ -1,0 +1,146 @@
+//! SQLite type mapping.
+//!
+//! | source `DataType`            | SQLite declared type | stored as                          |
+//! |------------------------------|----------------------|------------------------------------|
+//! | `Bool`                       | `INTEGER`            | 0 / 1                              |
+//! | `Int` (signed, or < 64 bits) | `INTEGER`            | integer                            |
+//! | `Int` unsigned 64-bit        | `TEXT`               | decimal digits (`u64::MAX` fits; INTEGER would turn it into a lossy REAL) |
+//! | `Float32`, `Float64`         | `REAL`               | double (a float widens exactly)    |
+//! | `Decimal`                    | `TEXT`               | exact decimal text                 |
+//! | `Text`, `Enum`, `Other`      | `TEXT`               | text                               |
+//! | `Bytes`, `Geometry`          | `BLOB`               | bytes (geometry as WKB)            |
+//! | `Bit` up to 63 bits          | `INTEGER`            | the bits as an integer             |
+//! | `Bit` longer                 | `BLOB`               | big-endian bytes                   |
+//! | `Date`                       | `TEXT`               | `2024-02-29`                       |
+//! | `Time`                       | `TEXT`               | `13:05:09.000001` (may be negative or past 24 h) |
+//! | `TimeTz`                     | `TEXT`               | `13:05:09.000001+02:00`            |
+//! | `Timestamp`                  | `TEXT`               | `2024-02-29 13:05:09.000001`       |
+//! | `TimestampTz`                | `TEXT`               | `2024-02-29 13:05:09.000001+00:00` (UTC) |
+//! | `Interval`                   | `TEXT`               | `P14M3DT3723.000007S`              |
+//! | `Uuid`                       | `TEXT`               | hyphenated lowercase               |
+//! | `Json`                       | `TEXT`               | the JSON document (SQLite's JSON functions read it) |
+//! | `Set`, `Array`               | `TEXT`               | JSON array                         |
+//!
+//! Temporal texts are ISO 8601 and sort chronologically within a zone, and
+//! SQLite's date functions read them. A type override replaces the declared type;
+//! values are stored as above whatever the declared type says.
+
+use cdc_core::event::{DataType, Value};
+use rusqlite::types::Value as Sql;
+
+use crate::error::{Result, SinkError};
+use crate::json;
+use crate::mapping::{TargetColumn, TargetTable};
+use crate::mode::{
+    HISTORY_COMMIT_TIME, HISTORY_OFFSET, HISTORY_OP, HISTORY_UNCHANGED, SOFT_DELETED, WriteMode,
+};
+use crate::quote::Dialect;
+use crate::temporal;
+
+const D: Dialect = Dialect::Sqlite;
+
+/// The declared SQLite type of a target column.
+pub(crate) fn column_type(col: &TargetColumn) -> String {
+    if let Some(t) = &col.type_override {
+        return t.clone();
+    }
+    match &col.source.data_type {
+        DataType::Bool => "INTEGER",
+        DataType::Int {
+            bits: 64,
+            signed: false,
+        } => "TEXT",
+        DataType::Int { .. } => "INTEGER",
+        DataType::Float32 | DataType::Float64 => "REAL",
+        DataType::Bytes { .. } | DataType::Geometry => "BLOB",
+        DataType::Bit { len } if *len <= 63 => "INTEGER",
+        DataType::Bit { .. } => "BLOB",
+        _ => "TEXT",
+    }
+    .into()
+}
+
+/// Converts a value for a column; `Unchanged` must be filtered out before.
+pub(crate) fn sql_value(table: &TargetTable, col: &TargetColumn, value: &Value) -> Result<Sql> {
+    let long_bits = matches!(col.source.data_type, DataType::Bit { len } if len > 63);
+    Ok(match value {
+        Value::Null | Value::Unchanged => Sql::Null,
+        Value::Bool(b) => Sql::Integer(i64::from(*b)),
+        Value::Int(i) => Sql::Integer(*i),
+        Value::UInt(u) if long_bits => Sql::Blob(u.to_be_bytes().to_vec()),
+        Value::UInt(u) => match i64::try_from(*u) {
+            Ok(i) if column_type(col) != "TEXT" => Sql::Integer(i),
+            _ => Sql::Text(u.to_string()),
+        },
+        Value::Float(f) => Sql::Real(f64::from(*f)),
+        Value::Double(f) => {
+            if f.is_nan() {
+                // SQLite stores NaN as NULL; refuse rather than lose the value.
+                return Err(SinkError::ValueOutOfRange {
+                    table: table.source.clone(),
+                    column: col.source.name.clone(),
+                    reason: "SQLite cannot store NaN; override the column type to TEXT".into(),
+                });
+            }
+            Sql::Real(*f)
+        }
+        Value::Decimal(d) => Sql::Text(d.as_str().to_owned()),
+        Value::Text(s) | Value::Enum(s) => Sql::Text(s.clone()),
+        Value::Bytes(b) => Sql::Blob(b.clone()),
+        Value::Date(d) => Sql::Text(temporal::date_text(*d)),
+        Value::Time(t) => Sql::Text(temporal::time_text(*t)),
+        Value::TimeTz {
+            micros,
+            offset_secs,
+        } => Sql::Text(temporal::timetz_text(*micros, *offset_secs)),
+        Value::Timestamp(t) => Sql::Text(temporal::timestamp_text(*t)),
+        Value::TimestampTz(t) => Sql::Text(temporal::timestamptz_text(*t)),
+        Value::Interval {
+            months,
+            days,
+            micros,
+        } => Sql::Text(temporal::interval_text(*months, *days, *micros)),
+        Value::Uuid(u) => Sql::Text(temporal::uuid_text(u)),
+        Value::Json(j) => Sql::Text(j.clone()),
+        Value::Set(_) | Value::Array(_) => Sql::Text(json::to_json_text(value)),
+    })
+}
+
+/// `CREATE TABLE IF NOT EXISTS` for a target table in its write mode.
+pub(crate) fn create_table(table: &TargetTable) -> String {
+    let mut defs: Vec<String> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let not_null = if table.is_key(i) && table.write_mode != WriteMode::History {
+                " NOT NULL"
+            } else {
+                ""
+            };
+            format!("{} {}{not_null}", D.ident(&c.name), column_type(c))
+        })
+        .collect();
+    match table.write_mode {
+        WriteMode::History => {
+            defs.push(format!("{} TEXT NOT NULL", D.ident(HISTORY_OP)));
+            defs.push(format!("{} TEXT NOT NULL", D.ident(HISTORY_COMMIT_TIME)));
+            defs.push(format!("{} INTEGER PRIMARY KEY", D.ident(HISTORY_OFFSET)));
+            defs.push(format!("{} TEXT", D.ident(HISTORY_UNCHANGED)));
+        }
+        mode => {
+            if mode == WriteMode::SoftDelete {
+                defs.push(format!("{} INTEGER NOT NULL DEFAULT 0", D.ident(SOFT_DELETED)));
+            }
+            if !table.key.is_empty() {
+                let key = D.list(table.key_columns().map(|c| c.name.as_str()));
+                defs.push(format!("PRIMARY KEY ({key})"));
+            }
+        }
+    }
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({})",
+        D.ident(&table.name),
+        defs.join(", ")
+    )
+}
