@@ -65,7 +65,10 @@ fn file(txns: usize, events: usize, rows: usize) -> Vec<u8> {
 
 fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("binlog_decode");
-    for (name, txns, events, rows) in [("1_row_per_event", 1_000, 10, 1), ("100_rows_per_event", 100, 1, 100)] {
+    for (name, txns, events, rows) in [
+        ("1_row_per_event", 1_000, 10, 1),
+        ("100_rows_per_event", 100, 1, 100),
+    ] {
         let bytes = file(txns, events, rows);
         let row_count = (txns * events * rows) as u64;
         group.throughput(Throughput::Elements(row_count));

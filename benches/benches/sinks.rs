@@ -29,9 +29,27 @@ fn schema() -> Arc<TableSchema> {
     Arc::new(TableSchema {
         table: TableName::new("app", "bench"),
         columns: vec![
-            col("id", DataType::Int { bits: 64, signed: true }),
-            col("name", DataType::Text { max_chars: None, fixed: false }),
-            col("n", DataType::Int { bits: 64, signed: true }),
+            col(
+                "id",
+                DataType::Int {
+                    bits: 64,
+                    signed: true,
+                },
+            ),
+            col(
+                "name",
+                DataType::Text {
+                    max_chars: None,
+                    fixed: false,
+                },
+            ),
+            col(
+                "n",
+                DataType::Int {
+                    bits: 64,
+                    signed: true,
+                },
+            ),
             col("amount", DataType::Float64),
         ],
         primary_key: vec![0],
@@ -65,7 +83,10 @@ fn batch(first: i64, kind: ChangeKind, offset: &mut u64) -> SinkBatch {
         })
         .collect();
     *offset += 1;
-    SinkBatch { events, last_offset: *offset }
+    SinkBatch {
+        events,
+        last_offset: *offset,
+    }
 }
 
 struct State<S> {
@@ -80,12 +101,19 @@ fn bench_sink<S: Sink<Error = SinkError> + 'static>(
     name: &str,
     sink: S,
 ) {
-    let state = Arc::new(Mutex::new(State { sink, offset: 0, next_key: 0 }));
+    let state = Arc::new(Mutex::new(State {
+        sink,
+        offset: 0,
+        next_key: 0,
+    }));
     let mut group = c.benchmark_group(format!("sink/{name}"));
     group.throughput(Throughput::Elements(BATCH as u64));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(5));
-    for (label, kind) in [("insert", ChangeKind::Insert), ("update", ChangeKind::Update)] {
+    for (label, kind) in [
+        ("insert", ChangeKind::Insert),
+        ("update", ChangeKind::Update),
+    ] {
         let state = state.clone();
         group.bench_function(label, |b| {
             b.to_async(rt).iter_custom(|iters| {
@@ -119,13 +147,17 @@ fn sinks(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sqlite = rt
-        .block_on(SqliteSink::open(SqliteConfig::new(dir.path().join("bench.db"))))
+        .block_on(SqliteSink::open(SqliteConfig::new(
+            dir.path().join("bench.db"),
+        )))
         .unwrap();
     bench_sink(c, &rt, "sqlite", sqlite);
 
     let pg = cdc_testkit::Postgres::start().expect("PostgreSQL from the test kit");
     let postgres = rt
-        .block_on(PostgresSink::connect(PostgresConfig::new(pg.connection_string())))
+        .block_on(PostgresSink::connect(PostgresConfig::new(
+            pg.connection_string(),
+        )))
         .unwrap();
     bench_sink(c, &rt, "postgres", postgres);
 

@@ -44,7 +44,9 @@ pub async fn check_server(conn: &mut Conn, server_id: u32) -> Result<ServerInfo>
             fix: "set binlog_format=ROW (SET GLOBAL binlog_format='ROW' and in the config file)",
         });
     }
-    let image = variable(conn, "binlog_row_image").await?.unwrap_or_default();
+    let image = variable(conn, "binlog_row_image")
+        .await?
+        .unwrap_or_default();
     if !image.eq_ignore_ascii_case("FULL") {
         return Err(Error::Setting {
             variable: "binlog_row_image",
@@ -81,7 +83,10 @@ pub async fn check_server(conn: &mut Conn, server_id: u32) -> Result<ServerInfo>
     if own.as_deref() == Some(&server_id.to_string()) {
         return Err(Error::ServerIdClash { server_id });
     }
-    Ok(ServerInfo { is_mariadb, version })
+    Ok(ServerInfo {
+        is_mariadb,
+        version,
+    })
 }
 
 async fn check_privileges(conn: &mut Conn, is_mariadb: bool) -> Result<()> {
@@ -94,9 +99,15 @@ async fn check_privileges(conn: &mut Conn, is_mariadb: bool) -> Result<()> {
         .map(|g| g.to_ascii_uppercase())
         .filter(|g| g.contains(" ON *.* "))
         .collect();
-    let has = |p: &str| global.iter().any(|g| g.contains("ALL PRIVILEGES") || g.contains(p));
+    let has = |p: &str| {
+        global
+            .iter()
+            .any(|g| g.contains("ALL PRIVILEGES") || g.contains(p))
+    };
     if !has("REPLICATION SLAVE") {
-        return Err(Error::Privilege { privilege: "REPLICATION SLAVE" });
+        return Err(Error::Privilege {
+            privilege: "REPLICATION SLAVE",
+        });
     }
     let client = if is_mariadb {
         has("REPLICATION CLIENT") || has("BINLOG MONITOR")
@@ -105,7 +116,11 @@ async fn check_privileges(conn: &mut Conn, is_mariadb: bool) -> Result<()> {
     };
     if !client {
         return Err(Error::Privilege {
-            privilege: if is_mariadb { "BINLOG MONITOR" } else { "REPLICATION CLIENT" },
+            privilege: if is_mariadb {
+                "BINLOG MONITOR"
+            } else {
+                "REPLICATION CLIENT"
+            },
         });
     }
     Ok(())

@@ -107,7 +107,12 @@ fn default_reconnects() -> u32 {
 
 impl MySqlConfig {
     /// A config with defaults for everything but the connection.
-    pub fn new(host: impl Into<String>, port: u16, user: impl Into<String>, password: Password) -> Self {
+    pub fn new(
+        host: impl Into<String>,
+        port: u16,
+        user: impl Into<String>,
+        password: Password,
+    ) -> Self {
         MySqlConfig {
             host: host.into(),
             port,
@@ -125,7 +130,10 @@ impl MySqlConfig {
     /// Checks the values.
     pub fn validate(&self) -> Result<()> {
         if self.host.is_empty() {
-            return Err(Error::Config { field: "host", reason: "must not be empty".into() });
+            return Err(Error::Config {
+                field: "host",
+                reason: "must not be empty".into(),
+            });
         }
         if self.server_id == 0 {
             return Err(Error::Config {
@@ -178,7 +186,8 @@ mod tests {
     fn unknown_fields_and_zero_server_id_are_rejected() {
         let bad = r#"{"host":"h","user":"u","nope":1}"#;
         assert!(serde_json::from_str::<MySqlConfig>(bad).is_err());
-        let cfg: MySqlConfig = serde_json::from_str(r#"{"host":"h","user":"u","server_id":0}"#).unwrap();
+        let cfg: MySqlConfig =
+            serde_json::from_str(r#"{"host":"h","user":"u","server_id":0}"#).unwrap();
         assert!(cfg.validate().is_err());
     }
 }

@@ -45,7 +45,11 @@ fn decode_frames(
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(e) if e.0.starts_with("torn") => {
-                tracing::warn!(file = file_name, offset = at, "binlog file ends in a torn event");
+                tracing::warn!(
+                    file = file_name,
+                    offset = at,
+                    "binlog file ends in a torn event"
+                );
                 break;
             }
             Err(e) => return Err(Error::malformed(file_name, at, e.0)),
@@ -102,7 +106,10 @@ impl BinlogFiles {
     /// The binlog files of a directory (names ending in a numeric extension,
     /// e.g. `mysql-bin.000001`), sorted.
     pub fn in_dir(dir: &Path) -> Result<Vec<PathBuf>> {
-        let io = |source| Error::Io { path: dir.to_owned(), source };
+        let io = |source| Error::Io {
+            path: dir.to_owned(),
+            source,
+        };
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(io)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -126,13 +133,23 @@ impl BinlogFiles {
             return Ok(false);
         };
         self.next_file += 1;
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         let mut out = Vec::new();
         decode_file(&mut self.decoder, &name, &bytes, &mut out)?;
         for batch in out {
             let skip = self.resume_after.as_ref().is_some_and(|r| {
-                batch.position.compare(r).is_some_and(|o| o != std::cmp::Ordering::Greater)
+                batch
+                    .position
+                    .compare(r)
+                    .is_some_and(|o| o != std::cmp::Ordering::Greater)
             });
             if !skip {
                 self.pending.push_back(batch);

@@ -125,7 +125,13 @@ impl GtidSet {
     /// The set as (uuid, intervals) with half-open ends, as COM_BINLOG_DUMP_GTID wants.
     pub fn sids(&self) -> impl Iterator<Item = ([u8; 16], Vec<(u64, u64)>)> + '_ {
         self.0.iter().map(|(sid, ranges)| {
-            (*sid, ranges.iter().map(|&(a, b)| (a, b.saturating_add(1))).collect())
+            (
+                *sid,
+                ranges
+                    .iter()
+                    .map(|&(a, b)| (a, b.saturating_add(1)))
+                    .collect(),
+            )
         })
     }
 }
@@ -202,7 +208,11 @@ mod tests {
     #[test]
     fn mariadb_gtid_lists_keep_the_last_gtid_per_domain_sorted() {
         let mut list = MariaGtidList::parse("1-2-7,0-1-100").unwrap();
-        list.apply(MariaGtid { domain: 0, server: 1, seq: 101 });
+        list.apply(MariaGtid {
+            domain: 0,
+            server: 1,
+            seq: 101,
+        });
         assert_eq!(list.to_string(), "0-1-101,1-2-7");
         assert!(MariaGtidList::parse("0-1").is_none());
         assert!(MariaGtidList::parse("").unwrap().is_empty());

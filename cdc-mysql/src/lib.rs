@@ -30,7 +30,7 @@ mod transaction;
 pub use config::{MySqlConfig, Password, StartFrom, TlsMode};
 pub use error::{Error, Result};
 pub use file::{BinlogFiles, decode_bytes, decode_file};
-pub use source::{MySqlSource, ResumeBy};
 pub use schema::{Hints, SchemaCache};
+pub use source::{MySqlSource, ResumeBy};
 pub use stream::StreamStart;
 pub use transaction::{DecodeStats, Decoder};

@@ -38,12 +38,17 @@ impl SchemaCache {
     /// Whether `map` would produce a schema different from the cached one.
     pub fn is_new(&self, map: &TableMap) -> bool {
         let name = TableName::new(map.schema.clone(), map.table.clone());
-        self.tables.get(&name).is_none_or(|c| !same_layout(&c.map, map))
+        self.tables
+            .get(&name)
+            .is_none_or(|c| !same_layout(&c.map, map))
     }
 
     /// The entry for `map`, and the schema to emit if it is new or changed since
     /// the last one emitted for the table.
-    pub fn resolve(&mut self, map: &TableMap) -> Decoded<(Arc<TableEntry>, Option<Arc<TableSchema>>)> {
+    pub fn resolve(
+        &mut self,
+        map: &TableMap,
+    ) -> Decoded<(Arc<TableEntry>, Option<Arc<TableSchema>>)> {
         let name = TableName::new(map.schema.clone(), map.table.clone());
         if let Some(cached) = self.tables.get_mut(&name)
             && same_layout(&cached.map, map)
@@ -82,5 +87,8 @@ impl SchemaCache {
 
 /// Whether two table maps describe the same columns (the table id may differ).
 fn same_layout(a: &TableMap, b: &TableMap) -> bool {
-    a.columns == b.columns && a.primary_key == b.primary_key && a.schema == b.schema && a.table == b.table
+    a.columns == b.columns
+        && a.primary_key == b.primary_key
+        && a.schema == b.schema
+        && a.table == b.table
 }

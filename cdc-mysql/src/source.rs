@@ -113,11 +113,17 @@ impl MySqlSource {
         let is_mariadb = self.info.as_ref().is_some_and(|i| i.is_mariadb);
         let gtid = gtid.as_deref().filter(|g| !g.is_empty());
         Ok(match (self.resume_by, gtid) {
-            (ResumeBy::Gtid, Some(g)) if is_mariadb && !g.contains(':') => StreamStart::MariaGtid(g.to_owned()),
+            (ResumeBy::Gtid, Some(g)) if is_mariadb && !g.contains(':') => {
+                StreamStart::MariaGtid(g.to_owned())
+            }
             (ResumeBy::Gtid, Some(g)) if !is_mariadb && g.contains(':') => StreamStart::MySqlGtid(
-                GtidSet::parse(g).ok_or_else(|| Error::Position(format!("malformed GTID set {g}")))?,
+                GtidSet::parse(g)
+                    .ok_or_else(|| Error::Position(format!("malformed GTID set {g}")))?,
             ),
-            _ => StreamStart::FilePos { file: file.clone(), pos: *pos },
+            _ => StreamStart::FilePos {
+                file: file.clone(),
+                pos: *pos,
+            },
         })
     }
 
@@ -140,7 +146,11 @@ impl MySqlSource {
                 StartFrom::Earliest => {
                     let files = stream::binlog_files(&mut conn).await?;
                     let file = files.into_iter().next().unwrap_or_default();
-                    SourcePosition::MySql { file, pos: 4, gtid: None }
+                    SourcePosition::MySql {
+                        file,
+                        pos: 4,
+                        gtid: None,
+                    }
                 }
             },
         };
@@ -150,7 +160,10 @@ impl MySqlSource {
             if !files.contains(file) {
                 return Err(Error::NeedsBackfill {
                     file: file.clone(),
-                    detail: format!("the server's oldest binlog is {}", files.first().map_or("none", String::as_str)),
+                    detail: format!(
+                        "the server's oldest binlog is {}",
+                        files.first().map_or("none", String::as_str)
+                    ),
                 });
             }
         }
@@ -161,7 +174,11 @@ impl MySqlSource {
         self.decoder
             .set_position(file, *pos, gtid.as_deref())
             .map_err(Error::Position)?;
-        tracing::info!(server_id = self.config.server_id, ?start, "requesting binlog stream");
+        tracing::info!(
+            server_id = self.config.server_id,
+            ?start,
+            "requesting binlog stream"
+        );
         self.stream = Some(stream::open(&self.config, is_mariadb, &start).await?);
         self.catalog = Some(conn);
         self.start = Some(start);
@@ -223,9 +240,9 @@ impl MySqlSource {
             self.decoder.schemas_mut().set_hints(table, hints);
         }
         let mut out = Vec::new();
-        self.decoder.feed(&header, data, &mut out).map_err(|e| {
-            Error::malformed(self.decoder.file(), u64::from(header.log_pos), e.0)
-        })?;
+        self.decoder
+            .feed(&header, data, &mut out)
+            .map_err(|e| Error::malformed(self.decoder.file(), u64::from(header.log_pos), e.0))?;
         self.pending.extend(out);
         Ok(())
     }
@@ -248,8 +265,17 @@ fn strip_checksum<'a>(h: &EventHeader, data: &'a [u8]) -> &'a [u8] {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&header);
     hasher.update(&data[..split]);
-    let crc = u32::from_le_bytes([data[split], data[split + 1], data[split + 2], data[split + 3]]);
-    if hasher.finalize() == crc { &data[..split] } else { data }
+    let crc = u32::from_le_bytes([
+        data[split],
+        data[split + 1],
+        data[split + 2],
+        data[split + 3],
+    ]);
+    if hasher.finalize() == crc {
+        &data[..split]
+    } else {
+        data
+    }
 }
 
 #[async_trait]

@@ -172,7 +172,12 @@ impl Decoder {
 
     /// Feeds one event (header and body without checksum); completed
     /// transactions and heartbeats are pushed to `out`.
-    pub fn feed(&mut self, h: &EventHeader, data: &[u8], out: &mut Vec<SourceBatch>) -> Decoded<()> {
+    pub fn feed(
+        &mut self,
+        h: &EventHeader,
+        data: &[u8],
+        out: &mut Vec<SourceBatch>,
+    ) -> Decoded<()> {
         self.stats.events += 1;
         let is_artificial = h.log_pos == 0 || h.flags & EventHeader::ARTIFICIAL != 0;
         if h.log_pos != 0 && h.kind != kind::ROTATE && h.kind != kind::FORMAT_DESCRIPTION {
@@ -266,10 +271,10 @@ impl Decoder {
             }
             kind::HEARTBEAT | kind::HEARTBEAT_V2 => {
                 if self.txn.is_none() && h.log_pos != 0 && h.kind == kind::HEARTBEAT {
-                    if let Ok(name) = std::str::from_utf8(data) {
-                        if !name.is_empty() {
-                            self.file = name.to_owned();
-                        }
+                    if let Ok(name) = std::str::from_utf8(data)
+                        && !name.is_empty()
+                    {
+                        self.file = name.to_owned();
                     }
                     self.last_pos = u64::from(h.log_pos);
                     self.heartbeat(h, out);
@@ -290,7 +295,12 @@ impl Decoder {
         Ok(())
     }
 
-    fn on_query(&mut self, h: &EventHeader, data: &[u8], out: &mut Vec<SourceBatch>) -> Decoded<()> {
+    fn on_query(
+        &mut self,
+        h: &EventHeader,
+        data: &[u8],
+        out: &mut Vec<SourceBatch>,
+    ) -> Decoded<()> {
         let q = Query::parse(data)?;
         let sql = String::from_utf8_lossy(q.sql);
         let word = first_word(&sql);
@@ -310,8 +320,10 @@ impl Decoder {
                     if let Some(table) = truncated_table(&sql, &schema)
                         && self.wanted(&table)
                     {
-                        self.txn.get_or_insert_with(OpenTxn::default).changes.push(
-                            Record::Change(Change {
+                        self.txn
+                            .get_or_insert_with(OpenTxn::default)
+                            .changes
+                            .push(Record::Change(Change {
                                 table,
                                 kind: ChangeKind::Truncate,
                                 before: None,
@@ -319,8 +331,7 @@ impl Decoder {
                                 position: SourcePosition::None,
                                 txid: None,
                                 commit_time_micros: 0,
-                            }),
-                        );
+                            }));
                     }
                 }
                 let standalone = self
@@ -376,17 +387,29 @@ impl Decoder {
             let left = c.len();
             let (kind, before, after) = match ev_kind {
                 kind::WRITE_ROWS | kind::WRITE_ROWS_V1 => {
-                    let after = entry.decode_row(rows.column_count, rows.present, &mut c, &Value::Unchanged)?;
+                    let after = entry.decode_row(
+                        rows.column_count,
+                        rows.present,
+                        &mut c,
+                        &Value::Unchanged,
+                    )?;
                     (ChangeKind::Insert, None, Some(after))
                 }
                 kind::DELETE_ROWS | kind::DELETE_ROWS_V1 => {
-                    let before = entry.decode_row(rows.column_count, rows.present, &mut c, &Value::Null)?;
+                    let before =
+                        entry.decode_row(rows.column_count, rows.present, &mut c, &Value::Null)?;
                     (ChangeKind::Delete, Some(before), None)
                 }
                 _ => {
-                    let before = entry.decode_row(rows.column_count, rows.present, &mut c, &Value::Null)?;
+                    let before =
+                        entry.decode_row(rows.column_count, rows.present, &mut c, &Value::Null)?;
                     let present_after = rows.present_after.unwrap_or(rows.present);
-                    let after = entry.decode_row(rows.column_count, present_after, &mut c, &Value::Unchanged)?;
+                    let after = entry.decode_row(
+                        rows.column_count,
+                        present_after,
+                        &mut c,
+                        &Value::Unchanged,
+                    )?;
                     (ChangeKind::Update, Some(before), Some(after))
                 }
             };
@@ -540,7 +563,9 @@ fn parse_previous_gtids(data: &[u8], set: &mut GtidSet) -> Decoded<()> {
         let sid = c.array::<16>()?;
         let intervals = c.u64()?;
         if intervals.saturating_mul(16) > c.len() as u64 {
-            return Err(DecodeError::new("previous gtids interval count past the end"));
+            return Err(DecodeError::new(
+                "previous gtids interval count past the end",
+            ));
         }
         for _ in 0..intervals {
             let (start, end) = (c.u64()?, c.u64()?);
@@ -570,6 +595,9 @@ mod tests {
             truncated_table("TRUNCATE TABLE `a``b`.`t.1`", "d"),
             Some(TableName::new("a`b", "t.1"))
         );
-        assert_eq!(truncated_table("truncate t", "d"), Some(TableName::new("d", "t")));
+        assert_eq!(
+            truncated_table("truncate t", "d"),
+            Some(TableName::new("d", "t"))
+        );
     }
 }

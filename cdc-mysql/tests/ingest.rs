@@ -61,7 +61,10 @@ async fn transactions_reach_the_change_log_and_resume_from_its_last_durable_posi
     cfg.start_from = StartFrom::Earliest;
 
     ingest_until(&cfg, &log, 3).await;
-    sql(&db, "INSERT INTO test.t VALUES (4); INSERT INTO test.t VALUES (5)");
+    sql(
+        &db,
+        "INSERT INTO test.t VALUES (4); INSERT INTO test.t VALUES (5)",
+    );
     ingest_until(&cfg, &log, 5).await;
 
     let (ids, schemas) = logged_ids(&log);

@@ -45,13 +45,31 @@ fn mariadb_file() -> Vec<u8> {
     w.mariadb_gtid(0, 2, false);
     w.event(kind::MARIADB_ANNOTATE_ROWS, b"INSERT INTO items ...");
     w.table_map(70, "shop", "items", &columns());
-    w.rows(kind::WRITE_ROWS, 70, 4, &[image(1, u64::MAX, "-12.50", Some("héllo")), image(2, 0, "0.00", None)]);
-    w.rows(kind::UPDATE_ROWS, 70, 4, &[image(2, 0, "0.00", None), image(2, 7, "1.05", Some("x"))]);
+    w.rows(
+        kind::WRITE_ROWS,
+        70,
+        4,
+        &[
+            image(1, u64::MAX, "-12.50", Some("héllo")),
+            image(2, 0, "0.00", None),
+        ],
+    );
+    w.rows(
+        kind::UPDATE_ROWS,
+        70,
+        4,
+        &[image(2, 0, "0.00", None), image(2, 7, "1.05", Some("x"))],
+    );
     w.xid(99);
     w.event(200, b"an event type from the future");
     w.mariadb_gtid(0, 3, false);
     w.table_map(70, "shop", "items", &columns());
-    w.rows(kind::DELETE_ROWS, 70, 4, &[image(1, u64::MAX, "-12.50", Some("héllo"))]);
+    w.rows(
+        kind::DELETE_ROWS,
+        70,
+        4,
+        &[image(1, u64::MAX, "-12.50", Some("héllo"))],
+    );
     w.xid(100);
     w.finish()
 }
@@ -63,9 +81,14 @@ fn a_mariadb_file_decodes_into_whole_transactions_with_gtid_positions() {
     assert_eq!(stats.unknown_events, 1);
     // The DDL group is a heartbeat; then two transactions.
     assert!(matches!(batches[0].records[..], [Record::Heartbeat(_)]));
-    let txs: Vec<_> = batches.iter().filter(|b| b.records.iter().any(|r| matches!(r, Record::Commit(_)))).collect();
+    let txs: Vec<_> = batches
+        .iter()
+        .filter(|b| b.records.iter().any(|r| matches!(r, Record::Commit(_))))
+        .collect();
     assert_eq!(txs.len(), 2);
-    let Record::Schema(schema) = &txs[0].records[0] else { panic!("schema first") };
+    let Record::Schema(schema) = &txs[0].records[0] else {
+        panic!("schema first")
+    };
     let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["id", "big", "price", "name"]);
     assert_eq!(schema.primary_key, vec![0]);
@@ -74,23 +97,47 @@ fn a_mariadb_file_decodes_into_whole_transactions_with_gtid_positions() {
     let changes: Vec<_> = txs
         .iter()
         .flat_map(|b| &b.records)
-        .filter_map(|r| if let Record::Change(c) = r { Some(c.clone()) } else { None })
+        .filter_map(|r| {
+            if let Record::Change(c) = r {
+                Some(c.clone())
+            } else {
+                None
+            }
+        })
         .collect();
     assert_eq!(changes.len(), 4);
     assert_eq!(changes[0].kind, ChangeKind::Insert);
     assert_eq!(
         changes[0].after.as_ref().unwrap(),
-        &vec![Value::Int(1), Value::UInt(u64::MAX), Value::Decimal("-12.50".parse().unwrap()), Value::Text("héllo".into())]
+        &vec![
+            Value::Int(1),
+            Value::UInt(u64::MAX),
+            Value::Decimal("-12.50".parse().unwrap()),
+            Value::Text("héllo".into())
+        ]
     );
     assert_eq!(changes[1].after.as_ref().unwrap()[3], Value::Null);
     assert_eq!(changes[2].kind, ChangeKind::Update);
-    assert_eq!(changes[2].after.as_ref().unwrap()[2], Value::Decimal("1.05".parse().unwrap()));
+    assert_eq!(
+        changes[2].after.as_ref().unwrap()[2],
+        Value::Decimal("1.05".parse().unwrap())
+    );
     assert_eq!(changes[3].kind, ChangeKind::Delete);
     assert_eq!(changes[0].txid.as_deref(), Some("0-1-2"));
-    let SourcePosition::MySql { file, pos, gtid } = &txs[1].position else { panic!() };
-    assert_eq!((file.as_str(), *pos, gtid.as_deref()), ("binlog.000001", bytes.len() as u64, Some("0-1-3")));
+    let SourcePosition::MySql { file, pos, gtid } = &txs[1].position else {
+        panic!()
+    };
+    assert_eq!(
+        (file.as_str(), *pos, gtid.as_deref()),
+        ("binlog.000001", bytes.len() as u64, Some("0-1-3"))
+    );
     // The second transaction's schema is unchanged: no second schema record.
-    assert!(!txs[1].records.iter().any(|r| matches!(r, Record::Schema(_))));
+    assert!(
+        !txs[1]
+            .records
+            .iter()
+            .any(|r| matches!(r, Record::Schema(_)))
+    );
 }
 
 #[test]
@@ -98,7 +145,12 @@ fn a_mysql_8_compressed_transaction_payload_decodes() {
     let sid = cdc_mysql::gtid::parse_uuid("3e11fa47-71ca-11e1-9e33-c80aa9429562").unwrap();
     let mut inner = BinlogWriter::payload_body();
     inner.table_map(5, "db", "t", &columns());
-    inner.rows(kind::WRITE_ROWS, 5, 4, &[image(9, 42, "3.14", Some("zstd"))]);
+    inner.rows(
+        kind::WRITE_ROWS,
+        5,
+        4,
+        &[image(9, 42, "3.14", Some("zstd"))],
+    );
     inner.xid(1);
     let inner = inner.finish();
 
@@ -117,12 +169,22 @@ fn a_mysql_8_compressed_transaction_payload_decodes() {
     assert_eq!(stats.unknown_events, 0);
     assert_eq!(batches.len(), 1);
     let b = &batches[0];
-    let SourcePosition::MySql { pos, gtid, .. } = &b.position else { panic!() };
+    let SourcePosition::MySql { pos, gtid, .. } = &b.position else {
+        panic!()
+    };
     assert_eq!(*pos, bytes.len() as u64);
-    assert_eq!(gtid.as_deref(), Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-41"));
-    let Record::Change(c) = &b.records[2] else { panic!("{:?}", b.records) };
+    assert_eq!(
+        gtid.as_deref(),
+        Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-41")
+    );
+    let Record::Change(c) = &b.records[2] else {
+        panic!("{:?}", b.records)
+    };
     assert_eq!(c.after.as_ref().unwrap()[3], Value::Text("zstd".into()));
-    assert_eq!(c.txid.as_deref(), Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:41"));
+    assert_eq!(
+        c.txid.as_deref(),
+        Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:41")
+    );
 }
 
 #[test]
@@ -156,7 +218,9 @@ fn a_file_split_across_calls_keeps_gtid_state() {
     let mut out = Vec::new();
     decode_file(&mut decoder, "mariadb-bin.000007", &bytes, &mut out).unwrap();
     let last = out.last().unwrap();
-    let SourcePosition::MySql { file, gtid, .. } = &last.position else { panic!() };
+    let SourcePosition::MySql { file, gtid, .. } = &last.position else {
+        panic!()
+    };
     assert_eq!(file, "mariadb-bin.000007");
     assert_eq!(gtid.as_deref(), Some("0-1-3"));
 }

@@ -14,7 +14,8 @@ const TABLE: &str = "CREATE TABLE test.snap (
     PRIMARY KEY (a, b))";
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_consistent_snapshot_reads_composite_key_chunks_equal_to_the_binlog_and_streams_on_from_its_position() {
+async fn a_consistent_snapshot_reads_composite_key_chunks_equal_to_the_binlog_and_streams_on_from_its_position()
+ {
     let db = mariadb();
     sql(&db, TABLE);
     sql(&db, "INSERT INTO test.snap VALUES
@@ -22,12 +23,18 @@ async fn a_consistent_snapshot_reads_composite_key_chunks_equal_to_the_binlog_an
          '123e4567-e89b-12d3-a456-426614174000', '[1, {\"a\": null}]', 'y', 'p,q', b'101', ST_GeomFromText('POINT(3 4)'), 18446744073709551615),
         (1, 'b', NULL, NULL, NULL, NULL, NULL, NULL, NULL, '', NULL, NULL, NULL),
         (2, 'a', 0, '00:00:00', '1999-12-31 23:59:59', NULL, NULL, '{}', 'x', 'q', b'0', NULL, 0)");
-    sql(&db, "INSERT INTO test.snap (a, b) VALUES (3, 'z'), (4, 'z')");
+    sql(
+        &db,
+        "INSERT INTO test.snap (a, b) VALUES (3, 'z'), (4, 'z')",
+    );
 
     let cfg = config(&db, &["snap"]);
     let mut snapshot = Snapshot::begin(&cfg).await.unwrap();
     sql(&db, "INSERT INTO test.snap (a, b) VALUES (5, 'after')");
-    let schema = snapshot.schema(&TableName::new("test", "snap")).await.unwrap();
+    let schema = snapshot
+        .schema(&TableName::new("test", "snap"))
+        .await
+        .unwrap();
     assert_eq!(schema.primary_key, vec![0, 1]);
     let mut rows = Vec::new();
     let mut after = None;
@@ -46,14 +53,21 @@ async fn a_consistent_snapshot_reads_composite_key_chunks_equal_to_the_binlog_an
     }
     let position = snapshot.position().clone();
     snapshot.finish().await.unwrap();
-    assert_eq!(rows.len(), 5, "the row inserted after the snapshot is not in it");
+    assert_eq!(
+        rows.len(),
+        5,
+        "the row inserted after the snapshot is not in it"
+    );
 
     // The same rows decoded from the binlog have the same values.
     let mut earliest = cfg.clone();
     earliest.start_from = StartFrom::Earliest;
     let mut src = MySqlSource::new(earliest).unwrap();
     src.start(None).await.unwrap();
-    let streamed: Vec<Vec<Value>> = changes(&transactions(&mut src, 2).await).into_iter().map(|c| c.3.unwrap()).collect();
+    let streamed: Vec<Vec<Value>> = changes(&transactions(&mut src, 2).await)
+        .into_iter()
+        .map(|c| c.3.unwrap())
+        .collect();
     assert_eq!(rows, streamed);
 
     // Streaming from the snapshot's position yields exactly the later insert.
@@ -67,15 +81,24 @@ async fn a_consistent_snapshot_reads_composite_key_chunks_equal_to_the_binlog_an
 #[tokio::test(flavor = "multi_thread")]
 async fn the_chunk_reader_reads_key_ranges_between_two_positions() {
     let db = mariadb();
-    sql(&db, "CREATE TABLE test.k (a INT, b INT, v TEXT, PRIMARY KEY (a, b))");
-    sql(&db, "INSERT INTO test.k VALUES (1,1,'x'),(1,2,'y'),(2,1,'z')");
+    sql(
+        &db,
+        "CREATE TABLE test.k (a INT, b INT, v TEXT, PRIMARY KEY (a, b))",
+    );
+    sql(
+        &db,
+        "INSERT INTO test.k VALUES (1,1,'x'),(1,2,'y'),(2,1,'z')",
+    );
     let mut reader = ChunkReader::connect(&config(&db, &["k"])).await.unwrap();
     let schema = reader.schema(&TableName::new("test", "k")).await.unwrap();
     let first = reader.chunk(&schema, None, 2).await.unwrap();
     assert_eq!(first.chunk.records.len(), 2);
     assert!(first.low.compare(&first.high).is_some_and(|o| o.is_le()));
     sql(&db, "INSERT INTO test.k VALUES (3,1,'w')");
-    let second = reader.chunk(&schema, first.chunk.next.as_ref(), 2).await.unwrap();
+    let second = reader
+        .chunk(&schema, first.chunk.next.as_ref(), 2)
+        .await
+        .unwrap();
     let keys: Vec<(Value, Value)> = second
         .chunk
         .records
@@ -88,9 +111,18 @@ async fn the_chunk_reader_reads_key_ranges_between_two_positions() {
             _ => panic!(),
         })
         .collect();
-    assert_eq!(keys, [(Value::Int(2), Value::Int(1)), (Value::Int(3), Value::Int(1))]);
+    assert_eq!(
+        keys,
+        [
+            (Value::Int(2), Value::Int(1)),
+            (Value::Int(3), Value::Int(1))
+        ]
+    );
     assert!(second.chunk.next.is_some());
     assert!(first.high.compare(&second.high).is_some_and(|o| o.is_lt()));
-    let last = reader.chunk(&schema, second.chunk.next.as_ref(), 2).await.unwrap();
+    let last = reader
+        .chunk(&schema, second.chunk.next.as_ref(), 2)
+        .await
+        .unwrap();
     assert!(last.chunk.records.is_empty() && last.chunk.next.is_none());
 }

@@ -10,7 +10,9 @@ use support::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn every_type_round_trips_exactly_through_the_live_stream() {
     let db = mariadb();
-    sql(&db, "CREATE TABLE test.all_types (
+    sql(
+        &db,
+        "CREATE TABLE test.all_types (
         id INT PRIMARY KEY,
         ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED,
         mi MEDIUMINT, miu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED,
@@ -24,7 +26,8 @@ async fn every_type_round_trips_exactly_through_the_live_stream() {
         bin BINARY(4), vb VARBINARY(10), bl BLOB,
         e ENUM('small','medium','large'), st SET('a','b','c','d'),
         j JSON, g GEOMETRY, u UUID, ip INET6
-    )");
+    )",
+    );
     let mut src = MySqlSource::new(config(&db, &["all_types"])).unwrap();
     src.start(None).await.unwrap();
 
@@ -40,7 +43,10 @@ async fn every_type_round_trips_exactly_through_the_live_stream() {
         '123e4567-e89b-12d3-a456-426614174000', '2001:db8::1'
     )");
     sql(&db, "INSERT INTO test.all_types (id) VALUES (2)");
-    sql(&db, "UPDATE test.all_types SET u = 'ffffffff-ffff-ffff-ffff-ffffffffffff', ip = '::ffff:10.0.0.1', biu = 0 WHERE id = 2");
+    sql(
+        &db,
+        "UPDATE test.all_types SET u = 'ffffffff-ffff-ffff-ffff-ffffffffffff', ip = '::ffff:10.0.0.1', biu = 0 WHERE id = 2",
+    );
 
     let batches = support::transactions(&mut src, 3).await;
     let schema = batches[0]
@@ -51,14 +57,26 @@ async fn every_type_round_trips_exactly_through_the_live_stream() {
             _ => None,
         })
         .expect("schema record before the first change");
-    let col = |name: &str| schema.column_index(name).unwrap_or_else(|| panic!("column {name}"));
+    let col = |name: &str| {
+        schema
+            .column_index(name)
+            .unwrap_or_else(|| panic!("column {name}"))
+    };
     assert_eq!(schema.primary_key, vec![0]);
-    assert_eq!(schema.columns[col("biu")].data_type, DataType::Int { bits: 64, signed: false });
+    assert_eq!(
+        schema.columns[col("biu")].data_type,
+        DataType::Int {
+            bits: 64,
+            signed: false
+        }
+    );
     assert_eq!(schema.columns[col("u")].data_type, DataType::Uuid);
     assert_eq!(schema.columns[col("j")].data_type, DataType::Json);
     assert_eq!(
         schema.columns[col("e")].data_type,
-        DataType::Enum { labels: vec!["small".into(), "medium".into(), "large".into()] }
+        DataType::Enum {
+            labels: vec!["small".into(), "medium".into(), "large".into()]
+        }
     );
 
     let rows = changes(&batches);
@@ -77,7 +95,10 @@ async fn every_type_round_trips_exactly_through_the_live_stream() {
     assert_eq!(v("bi"), Value::Int(i64::MIN));
     assert_eq!(v("biu"), Value::UInt(u64::MAX));
     assert_eq!(v("d1"), dec("-123456.7890"));
-    assert_eq!(v("d2"), dec("-12345678901234567890123456789012345.123456789012345678901234567890"));
+    assert_eq!(
+        v("d2"),
+        dec("-12345678901234567890123456789012345.123456789012345678901234567890")
+    );
     assert_eq!(v("d3"), dec("99999"));
     assert_eq!(v("f"), Value::Float(1.5));
     assert_eq!(v("dbl"), Value::Double(-2.25));
@@ -101,7 +122,10 @@ async fn every_type_round_trips_exactly_through_the_live_stream() {
     assert_eq!(v("bl"), Value::Bytes(vec![0xde, 0xad, 0xbe, 0xef]));
     assert_eq!(v("e"), Value::Enum("medium".into()));
     assert_eq!(v("st"), Value::Set(vec!["a".into(), "d".into()]));
-    assert_eq!(v("j"), Value::Json("{\"k\": [1, 2.5, \"x\"], \"n\": null}".into()));
+    assert_eq!(
+        v("j"),
+        Value::Json("{\"k\": [1, 2.5, \"x\"], \"n\": null}".into())
+    );
     let mut wkb = vec![1, 1, 0, 0, 0];
     wkb.extend(1.0f64.to_le_bytes());
     wkb.extend(2.0f64.to_le_bytes());

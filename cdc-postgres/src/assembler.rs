@@ -78,7 +78,11 @@ impl Assembler {
     /// Handles one decoded message (not `Relation`, which goes through
     /// [`add_relation`](Self::add_relation)); returns a batch at each commit
     /// and heartbeat. `size` is the message's encoded length, for the memory limit.
-    pub fn handle(&mut self, message: PgOutputMessage<'_>, size: usize) -> Result<Option<SourceBatch>> {
+    pub fn handle(
+        &mut self,
+        message: PgOutputMessage<'_>,
+        size: usize,
+    ) -> Result<Option<SourceBatch>> {
         if let Some(tx) = &mut self.open {
             tx.bytes += size as u64;
             if tx.bytes > self.max_transaction_bytes {
@@ -104,7 +108,11 @@ impl Assembler {
                     .take()
                     .ok_or_else(|| Error::protocol("commit without begin"))?;
                 if commit.end_lsn <= self.resume_after {
-                    // Already durable in the change log: a re-delivery after restart.
+                    // Already durable in the change log: a re-delivery after
+                    // restart. Its schema records still precede the next one.
+                    let mut schemas = tx.schemas;
+                    schemas.append(&mut self.pending_schemas);
+                    self.pending_schemas = schemas;
                     return Ok(None);
                 }
                 return Ok(Some(finish(tx, commit.end_lsn)));
@@ -322,4 +330,96 @@ pub fn decode_offline<'a>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relation() -> Vec<u8> {
+        let mut b = vec![b'R'];
+        b.extend(7u32.to_be_bytes());
+        b.extend(b"public\0t\0d");
+        b.extend(1i16.to_be_bytes());
+        b.push(1);
+        b.extend(b"id\0");
+        b.extend(23u32.to_be_bytes());
+        b.extend((-1i32).to_be_bytes());
+        b
+    }
+
+    fn transaction(end_lsn: u64, id: &str) -> Vec<Vec<u8>> {
+        let mut begin = vec![b'B'];
+        begin.extend((end_lsn - 8).to_be_bytes());
+        begin.extend(0i64.to_be_bytes());
+        begin.extend(9u32.to_be_bytes());
+        let mut insert = vec![b'I'];
+        insert.extend(7u32.to_be_bytes());
+        insert.push(b'N');
+        insert.extend(1i16.to_be_bytes());
+        insert.push(b't');
+        insert.extend((id.len() as i32).to_be_bytes());
+        insert.extend(id.as_bytes());
+        let mut commit = vec![b'C', 0];
+        commit.extend((end_lsn - 8).to_be_bytes());
+        commit.extend(end_lsn.to_be_bytes());
+        commit.extend(0i64.to_be_bytes());
+        vec![begin, insert, commit]
+    }
+
+    fn run(assembler: &mut Assembler, messages: &[Vec<u8>]) -> Result<Vec<SourceBatch>> {
+        let mut out = Vec::new();
+        for bytes in messages {
+            let message = crate::pgoutput::decode(bytes).unwrap();
+            if let PgOutputMessage::Relation(r) = &message {
+                assembler.add_relation(r.id, describe_offline(r));
+            } else if let Some(batch) = assembler.handle(message, bytes.len())? {
+                out.push(batch);
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn transactions_at_or_before_the_resume_position_are_dropped() {
+        let tables = [TableName::new("public", "t")];
+        let mut assembler = Assembler::new(&tables, 200, u64::MAX);
+        let mut messages = vec![relation()];
+        messages.extend(transaction(100, "1"));
+        messages.extend(transaction(200, "2"));
+        messages.extend(transaction(300, "3"));
+        let batches = run(&mut assembler, &messages).unwrap();
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].position, SourcePosition::Postgres { lsn: 300 });
+        let kinds: Vec<_> = batches[0]
+            .records
+            .iter()
+            .map(|r| match r {
+                Record::Schema(_) => "schema",
+                Record::Begin(_) => "begin",
+                Record::Change(_) => "change",
+                Record::Commit(_) => "commit",
+                Record::Heartbeat(_) => "heartbeat",
+            })
+            .collect();
+        // The schema is carried to the first transaction actually delivered.
+        assert_eq!(kinds, ["schema", "begin", "change", "commit"]);
+    }
+
+    #[test]
+    fn oversized_transactions_fail_with_the_limit_and_unknown_relations_fail() {
+        let tables = [TableName::new("public", "t")];
+        let mut assembler = Assembler::new(&tables, 0, 10);
+        let mut messages = vec![relation()];
+        messages.extend(transaction(100, "1234567890"));
+        assert!(matches!(
+            run(&mut assembler, &messages),
+            Err(Error::TransactionTooLarge { limit: 10, .. })
+        ));
+        let mut assembler = Assembler::new(&tables, 0, u64::MAX);
+        assert!(matches!(
+            run(&mut assembler, &transaction(100, "1")),
+            Err(Error::UnknownRelation { relation_id: 7 })
+        ));
+    }
 }

@@ -188,6 +188,9 @@ mod tests {
     #[test]
     fn slot_names_postgres_rejects_are_rejected_up_front() {
         let config = PostgresConfig::new("u", "d", "Bad-Slot", "p", vec![TableName::new("a", "b")]);
-        assert!(matches!(config.validate(), Err(Error::Config { field: "slot", .. })));
+        assert!(matches!(
+            config.validate(),
+            Err(Error::Config { field: "slot", .. })
+        ));
     }
 }

@@ -10,7 +10,9 @@ use crate::pgoutput::DecodeError;
 #[non_exhaustive]
 pub enum Error {
     /// The TCP connection failed or broke; retrying helps once the server is reachable.
-    #[error("connection to postgres at {address} failed (retry once the server is reachable): {source}")]
+    #[error(
+        "connection to postgres at {address} failed (retry once the server is reachable): {source}"
+    )]
     Connect {
         /// `host:port`.
         address: String,
@@ -19,7 +21,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The server closed the replication connection; retrying resumes from the last acknowledged position.
-    #[error("postgres closed the replication connection (retry resumes from the last acknowledged position)")]
+    #[error(
+        "postgres closed the replication connection (retry resumes from the last acknowledged position)"
+    )]
     ConnectionClosed,
     /// The server sent an error; the message is the server's.
     #[error("postgres error {code} while {context}: {message}")]
@@ -32,7 +36,9 @@ pub enum Error {
         message: String,
     },
     /// Authentication could not proceed; fix the credentials or `pg_hba.conf`.
-    #[error("authentication failed: {reason}; check the user, password and pg_hba.conf (retry does not help)")]
+    #[error(
+        "authentication failed: {reason}; check the user, password and pg_hba.conf (retry does not help)"
+    )]
     Auth {
         /// Why.
         reason: String,
@@ -62,7 +68,9 @@ pub enum Error {
         source: DecodeError,
     },
     /// A column value's text is not valid for its type.
-    #[error("value of column {column} of table {table} (type {type_name}) could not be decoded (retry does not help; report it)")]
+    #[error(
+        "value of column {column} of table {table} (type {type_name}) could not be decoded (retry does not help; report it)"
+    )]
     Value {
         /// The table.
         table: TableName,
@@ -90,7 +98,9 @@ pub enum Error {
         user: String,
     },
     /// A table has no key to identify rows in updates and deletes.
-    #[error("table {table} has no primary key and replica identity {identity}; add a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL (or USING INDEX)")]
+    #[error(
+        "table {table} has no primary key and replica identity {identity}; add a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL (or USING INDEX)"
+    )]
     MissingKey {
         /// The table.
         table: TableName,
@@ -104,13 +114,17 @@ pub enum Error {
         table: TableName,
     },
     /// The publication does not exist.
-    #[error("publication {publication} does not exist; create it with CREATE PUBLICATION \"{publication}\" FOR TABLE ... or enable create_publication")]
+    #[error(
+        "publication {publication} does not exist; create it with CREATE PUBLICATION \"{publication}\" FOR TABLE ... or enable create_publication"
+    )]
     MissingPublication {
         /// The publication.
         publication: String,
     },
     /// The publication does not publish every declared table.
-    #[error("publication {publication} does not include {tables:?}; run ALTER PUBLICATION \"{publication}\" ADD TABLE ...")]
+    #[error(
+        "publication {publication} does not include {tables:?}; run ALTER PUBLICATION \"{publication}\" ADD TABLE ..."
+    )]
     PublicationMissingTables {
         /// The publication.
         publication: String,
@@ -118,7 +132,9 @@ pub enum Error {
         tables: Vec<TableName>,
     },
     /// The slot is streaming to another process.
-    #[error("replication slot {slot} is in use by process {pid}; stop the other reader or terminate it with pg_terminate_backend({pid}) (retry helps once it is gone)")]
+    #[error(
+        "replication slot {slot} is in use by process {pid}; stop the other reader or terminate it with pg_terminate_backend({pid}) (retry helps once it is gone)"
+    )]
     SlotInUse {
         /// The slot.
         slot: String,
@@ -126,7 +142,9 @@ pub enum Error {
         pid: i32,
     },
     /// The slot cannot deliver every change since the last durable position.
-    #[error("replication slot {slot} needs backfill: {reason}; changes were lost, re-backfill the tables (retry does not help)")]
+    #[error(
+        "replication slot {slot} needs backfill: {reason}; changes were lost, re-backfill the tables (retry does not help)"
+    )]
     NeedsBackfill {
         /// The slot.
         slot: String,
@@ -134,7 +152,9 @@ pub enum Error {
         reason: String,
     },
     /// A transaction exceeded the configured size limit.
-    #[error("transaction {xid} exceeds max_transaction_bytes ({limit} bytes); raise the limit (retry does not help)")]
+    #[error(
+        "transaction {xid} exceeds max_transaction_bytes ({limit} bytes); raise the limit (retry does not help)"
+    )]
     TransactionTooLarge {
         /// Transaction id.
         xid: u32,
@@ -142,7 +162,9 @@ pub enum Error {
         limit: u64,
     },
     /// The resume position is of another source kind.
-    #[error("resume position {position} is not a postgres lsn; the change log belongs to another source")]
+    #[error(
+        "resume position {position} is not a postgres lsn; the change log belongs to another source"
+    )]
     ForeignPosition {
         /// The position's debug form.
         position: String,

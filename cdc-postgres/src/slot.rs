@@ -15,7 +15,11 @@ pub(crate) fn quote_ident(name: &str) -> String {
 
 /// Quotes a qualified table name for SQL.
 pub(crate) fn quote_table(table: &TableName) -> String {
-    format!("{}.{}", quote_ident(&table.schema), quote_ident(&table.name))
+    format!(
+        "{}.{}",
+        quote_ident(&table.schema),
+        quote_ident(&table.name)
+    )
 }
 
 /// Checks `wal_level`, the user's REPLICATION privilege, the tables' keys and
@@ -137,6 +141,21 @@ pub(crate) async fn existing_slot(
     client: &Client,
     config: &PostgresConfig,
 ) -> Result<Option<SlotState>> {
+    // A walsender of our own previous connection may take a moment to notice
+    // the connection closed; give it up to two seconds before calling the slot busy.
+    let mut attempts = 0;
+    loop {
+        match read_slot(client, config).await {
+            Err(Error::SlotInUse { .. }) if attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn read_slot(client: &Client, config: &PostgresConfig) -> Result<Option<SlotState>> {
     let row = client
         .query_opt(
             "SELECT active_pid, coalesce(wal_status, ''), confirmed_flush_lsn::text, \

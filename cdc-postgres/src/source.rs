@@ -129,14 +129,9 @@ impl PostgresSource {
             .cloned()
             .flatten()
             .ok_or_else(|| Error::protocol("CREATE_REPLICATION_SLOT exported no snapshot"))?;
-        let snapshot = InitialSnapshot::open(
-            client,
-            &name,
-            self.config.tables.clone(),
-            point,
-            chunk_rows,
-        )
-        .await?;
+        let snapshot =
+            InitialSnapshot::open(client, &name, self.config.tables.clone(), point, chunk_rows)
+                .await?;
         info!(slot = %self.config.slot, at = %format_lsn(point), "created slot with exported snapshot");
         self.pending = Some((conn, point));
         Ok(snapshot)
@@ -200,7 +195,9 @@ impl PostgresSource {
                     .first()
                     .and_then(|r| r.get(1).cloned().flatten())
                     .and_then(|t| crate::replication::parse_lsn(&t))
-                    .ok_or_else(|| Error::protocol("CREATE_REPLICATION_SLOT returned no position"))?;
+                    .ok_or_else(|| {
+                        Error::protocol("CREATE_REPLICATION_SLOT returned no position")
+                    })?;
                 info!(slot = %self.config.slot, at = %format_lsn(point), "created replication slot");
                 return Ok((conn, point));
             }
@@ -282,23 +279,24 @@ impl Running {
             let status_due = self.last_status + config.status_interval;
             let heartbeat_due = self.last_activity + config.heartbeat_interval;
             let deadline = status_due.min(heartbeat_due);
-            let message = match tokio::time::timeout_at(deadline.into(), self.conn.next_copy_message()).await
-            {
-                Ok(message) => message?,
-                Err(_) => {
-                    let now = Instant::now();
-                    if now >= status_due {
-                        self.send_status().await?;
-                    }
-                    if now >= heartbeat_due {
-                        self.last_activity = now;
-                        if !self.assembler.in_transaction() && !self.heartbeat_pending {
-                            self.emit_heartbeat().await?;
+            let message =
+                match tokio::time::timeout_at(deadline.into(), self.conn.next_copy_message()).await
+                {
+                    Ok(message) => message?,
+                    Err(_) => {
+                        let now = Instant::now();
+                        if now >= status_due {
+                            self.send_status().await?;
                         }
+                        if now >= heartbeat_due {
+                            self.last_activity = now;
+                            if !self.assembler.in_transaction() && !self.heartbeat_pending {
+                                self.emit_heartbeat().await?;
+                            }
+                        }
+                        continue;
                     }
-                    continue;
-                }
-            };
+                };
             match message {
                 None => return Ok(None),
                 Some(CopyMessage::Keepalive {

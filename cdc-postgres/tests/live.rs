@@ -17,7 +17,10 @@ fn config(pg: &Postgres, tables: &[&str]) -> PostgresConfig {
         pg.database(),
         "cdc_slot",
         "cdc_pub",
-        tables.iter().map(|t| TableName::new("public", *t)).collect(),
+        tables
+            .iter()
+            .map(|t| TableName::new("public", *t))
+            .collect(),
     );
     config.port = pg.port();
     config
@@ -178,7 +181,8 @@ async fn unchanged_toast_value_is_marked_unchanged_never_null() {
     .unwrap();
     let mut source = PostgresSource::new(config(&pg, &["docs"]));
     source.start(None).await.unwrap();
-    pg.sql("INSERT INTO docs SELECT 1, repeat('x', 10000), 1").unwrap();
+    pg.sql("INSERT INTO docs SELECT 1, repeat('x', 10000), 1")
+        .unwrap();
     pg.sql("UPDATE docs SET n = 2 WHERE id = 1").unwrap();
     let insert = next_tx(&mut source).await;
     assert_eq!(
@@ -235,17 +239,33 @@ async fn each_replica_identity_gives_its_before_image_or_a_clear_error() {
         ("ix", ChangeKind::Insert, None),
         // DEFAULT: no old image unless the key changed; then the old key only.
         ("d", ChangeKind::Update, None),
-        ("d", ChangeKind::Update, Some(vec![Value::Int(1), Value::Null])),
+        (
+            "d",
+            ChangeKind::Update,
+            Some(vec![Value::Int(1), Value::Null]),
+        ),
         // FULL: the whole old row.
-        ("f", ChangeKind::Update, Some(vec![Value::Int(1), text("a")])),
+        (
+            "f",
+            ChangeKind::Update,
+            Some(vec![Value::Int(1), text("a")]),
+        ),
         ("ix", ChangeKind::Update, None),
         (
             "ix",
             ChangeKind::Update,
             Some(vec![Value::Int(1), Value::Int(2), Value::Null]),
         ),
-        ("d", ChangeKind::Delete, Some(vec![Value::Int(2), Value::Null])),
-        ("f", ChangeKind::Delete, Some(vec![Value::Int(1), text("b")])),
+        (
+            "d",
+            ChangeKind::Delete,
+            Some(vec![Value::Int(2), Value::Null]),
+        ),
+        (
+            "f",
+            ChangeKind::Delete,
+            Some(vec![Value::Int(1), text("b")]),
+        ),
         // USING INDEX: the index columns of the old row.
         (
             "ix",
@@ -270,13 +290,23 @@ async fn transactions_arrive_whole_in_commit_order_with_truncates() {
     pg.sql("BEGIN; INSERT INTO a VALUES (1); INSERT INTO b VALUES (1); INSERT INTO a VALUES (2); COMMIT;")
         .unwrap();
     // Interleaved: the first transaction to start commits last.
-    let mut client = cdc_postgres::connect_client(&config(&pg, &[])).await.unwrap();
+    let mut client = cdc_postgres::connect_client(&config(&pg, &[]))
+        .await
+        .unwrap();
     let first = client.transaction().await.unwrap();
-    first.execute("INSERT INTO a VALUES (10)", &[]).await.unwrap();
+    first
+        .execute("INSERT INTO a VALUES (10)", &[])
+        .await
+        .unwrap();
     pg.sql("INSERT INTO b VALUES (20)").unwrap();
-    first.execute("INSERT INTO b VALUES (11)", &[]).await.unwrap();
+    first
+        .execute("INSERT INTO b VALUES (11)", &[])
+        .await
+        .unwrap();
     first.commit().await.unwrap();
     pg.sql("TRUNCATE a, b").unwrap();
+    pg.sql("ALTER TABLE a ADD COLUMN note text").unwrap();
+    pg.sql("INSERT INTO a VALUES (30, 'n')").unwrap();
 
     let multi = next_tx(&mut source).await;
     let names: Vec<_> = changes(&multi)
@@ -295,13 +325,26 @@ async fn transactions_arrive_whole_in_commit_order_with_truncates() {
     assert!(matches!(multi.records.last(), Some(Record::Commit(_))));
     let second = next_tx(&mut source).await;
     assert_eq!(changes(&second).len(), 1);
-    assert_eq!(changes(&second)[0].after.clone().unwrap()[0], Value::Int(20));
+    assert_eq!(
+        changes(&second)[0].after.clone().unwrap()[0],
+        Value::Int(20)
+    );
     let third = next_tx(&mut source).await;
     assert_eq!(changes(&third).len(), 2);
     assert!(lsn(&second.position) < lsn(&third.position));
     let truncate = next_tx(&mut source).await;
     let kinds: Vec<_> = changes(&truncate).iter().map(|c| c.kind).collect();
     assert_eq!(kinds, vec![ChangeKind::Truncate, ChangeKind::Truncate]);
+    // A schema change arrives as a new schema record before the change using it.
+    let altered = next_tx(&mut source).await;
+    let Some(Record::Schema(schema)) = altered.records.first() else {
+        panic!("expected a schema record first: {:?}", altered.records)
+    };
+    assert_eq!(schema.columns.len(), 2);
+    assert_eq!(
+        changes(&altered)[0].after.clone().unwrap(),
+        vec![Value::Int(30), Value::Text("n".into())]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,7 +366,10 @@ async fn restarted_reader_resumes_with_no_loss_and_no_duplicate() {
     let mut source = PostgresSource::new(config.clone());
     source.start(Some(two.position.clone())).await.unwrap();
     let three = next_tx(&mut source).await;
-    assert_eq!(changes(&three)[0].after.clone().unwrap(), vec![Value::Int(3)]);
+    assert_eq!(
+        changes(&three)[0].after.clone().unwrap(),
+        vec![Value::Int(3)]
+    );
     source.acknowledge(&three.position).await.unwrap();
 
     // PostgreSQL restarts mid-stream: the stream errors, a new start resumes.
@@ -347,7 +393,10 @@ async fn restarted_reader_resumes_with_no_loss_and_no_duplicate() {
     .await
     .expect("the stream ends when the server stops");
     assert!(
-        matches!(ended, Err(Error::ConnectionClosed) | Err(Error::Server { .. }) | Ok(None)),
+        matches!(
+            ended,
+            Err(Error::ConnectionClosed) | Err(Error::Server { .. }) | Ok(None)
+        ),
         "{ended:?}"
     );
     let pg = restart.await.unwrap();
@@ -357,7 +406,10 @@ async fn restarted_reader_resumes_with_no_loss_and_no_duplicate() {
     let mut source = PostgresSource::new(config);
     source.start(Some(four.position.clone())).await.unwrap();
     let five = next_tx(&mut source).await;
-    assert_eq!(changes(&five)[0].after.clone().unwrap(), vec![Value::Int(5)]);
+    assert_eq!(
+        changes(&five)[0].after.clone().unwrap(),
+        vec![Value::Int(5)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,7 +422,10 @@ async fn a_dropped_or_busy_slot_is_reported_never_silently_recreated() {
     pg.sql("INSERT INTO s VALUES (1)").unwrap();
     let one = next_tx(&mut source).await;
 
-    let err = PostgresSource::new(config.clone()).start(None).await.unwrap_err();
+    let err = PostgresSource::new(config.clone())
+        .start(None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::SlotInUse { .. }), "{err}");
 
     source.drop_slot_and_publication().await.unwrap();
@@ -380,23 +435,23 @@ async fn a_dropped_or_busy_slot_is_reported_never_silently_recreated() {
         .unwrap_err();
     assert!(matches!(err, Error::NeedsBackfill { .. }), "{err}");
     assert!(err.to_string().contains("re-backfill"));
-    let exists = pg
-        .sql("SELECT count(*) FROM pg_replication_slots")
-        .unwrap();
+    let exists = pg.sql("SELECT count(*) FROM pg_replication_slots").unwrap();
     assert_eq!(exists.trim(), "0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_whose_wal_was_removed_needs_backfill() {
     let pg = server();
-    pg.sql("CREATE TABLE w (id int PRIMARY KEY, pad text)").unwrap();
+    pg.sql("CREATE TABLE w (id int PRIMARY KEY, pad text)")
+        .unwrap();
     let config = config(&pg, &["w"]);
     let mut source = PostgresSource::new(config.clone());
     source.start(None).await.unwrap();
     pg.sql("INSERT INTO w VALUES (1, 'x')").unwrap();
     let one = next_tx(&mut source).await;
     drop(source);
-    pg.sql("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'").unwrap();
+    pg.sql("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+        .unwrap();
     pg.sql("SELECT pg_reload_conf()").unwrap();
     for _ in 0..4 {
         pg.sql("INSERT INTO w SELECT g, repeat('y', 500) FROM generate_series(2, 4000) g")
@@ -454,7 +509,10 @@ async fn idle_heartbeats_advance_the_slots_confirmed_flush_lsn() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         now = confirmed();
     }
-    assert!(now > initial && now >= last, "{initial} -> {now}, acked {last}");
+    assert!(
+        now > initial && now >= last,
+        "{initial} -> {now}, acked {last}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,8 +525,14 @@ async fn md5_and_scram_users_authenticate_and_stream() {
         let mut config = config(&pg, &["auth"]);
         config.user = user.into();
         config.slot = format!("slot_{user}");
-        let err = PostgresSource::new(config.clone()).start(None).await.unwrap_err();
-        assert!(matches!(err, Error::Query { .. } | Error::Auth { .. }), "{err}");
+        let err = PostgresSource::new(config.clone())
+            .start(None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Query { .. } | Error::Auth { .. }),
+            "{err}"
+        );
         config.password = Some(Password::new(cdc_testkit::PASSWORD));
         let mut source = PostgresSource::new(config);
         source.start(None).await.unwrap();

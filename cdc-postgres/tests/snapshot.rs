@@ -13,7 +13,10 @@ fn config(pg: &Postgres, tables: &[&str]) -> PostgresConfig {
         pg.database(),
         "snap_slot",
         "snap_pub",
-        tables.iter().map(|t| TableName::new("public", *t)).collect(),
+        tables
+            .iter()
+            .map(|t| TableName::new("public", *t))
+            .collect(),
     );
     config.port = pg.port();
     config

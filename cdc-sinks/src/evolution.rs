@@ -134,14 +134,32 @@ pub(crate) fn widens(a: &DataType, b: &DataType) -> bool {
     };
     match (a, b) {
         _ if a == b => true,
-        (D::Int { bits: b1, signed: s1 }, D::Int { bits: b2, signed: s2 }) => {
-            (s1 == s2 && b2 >= b1) || (!s1 && *s2 && b2 > b1)
-        }
-        (D::Int { .. }, D::Decimal { precision: None, .. }) => true,
+        (
+            D::Int {
+                bits: b1,
+                signed: s1,
+            },
+            D::Int {
+                bits: b2,
+                signed: s2,
+            },
+        ) => (s1 == s2 && b2 >= b1) || (!s1 && *s2 && b2 > b1),
+        (
+            D::Int { .. },
+            D::Decimal {
+                precision: None, ..
+            },
+        ) => true,
         (D::Float32, D::Float64) => true,
         (
-            D::Decimal { precision: p1, scale: s1 },
-            D::Decimal { precision: p2, scale: s2 },
+            D::Decimal {
+                precision: p1,
+                scale: s1,
+            },
+            D::Decimal {
+                precision: p2,
+                scale: s2,
+            },
         ) => match (p1, p2) {
             (_, None) => at_least(*s1, *s2) || s2.is_none(),
             (Some(p1), Some(p2)) => {
@@ -183,22 +201,35 @@ mod tests {
         TableMapping::default().resolve(&schema).unwrap().unwrap()
     }
 
-    const INT: DataType = DataType::Int { bits: 32, signed: true };
-    const BIG: DataType = DataType::Int { bits: 64, signed: true };
+    const INT: DataType = DataType::Int {
+        bits: 32,
+        signed: true,
+    };
+    const BIG: DataType = DataType::Int {
+        bits: 64,
+        signed: true,
+    };
 
     #[test]
     fn added_columns_are_added_and_widening_is_applied() {
         let old = table(&[("id", INT), ("a", INT)]);
         let new = table(&[("id", INT), ("a", BIG), ("b", INT)]);
         let alters = diff(&old, &new, DroppedColumns::KeepNullable).unwrap();
-        assert_eq!(alters, vec![Alter::Widen(&new.columns[1]), Alter::Add(&new.columns[2])]);
+        assert_eq!(
+            alters,
+            vec![Alter::Widen(&new.columns[1]), Alter::Add(&new.columns[2])]
+        );
     }
 
     #[test]
     fn dropped_columns_are_kept_or_dropped_as_configured() {
         let old = table(&[("id", INT), ("a", INT)]);
         let new = table(&[("id", INT)]);
-        assert!(diff(&old, &new, DroppedColumns::KeepNullable).unwrap().is_empty());
+        assert!(
+            diff(&old, &new, DroppedColumns::KeepNullable)
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
             diff(&old, &new, DroppedColumns::Drop).unwrap(),
             vec![Alter::Drop(&old.columns[1])]
@@ -211,7 +242,10 @@ mod tests {
         let new = table(&[("id", INT), ("a", INT)]);
         let err = diff(&old, &new, DroppedColumns::KeepNullable).unwrap_err();
         assert!(matches!(err, SinkError::IncompatibleSchema { .. }), "{err}");
-        let text = |n| DataType::Text { max_chars: Some(n), fixed: false };
+        let text = |n| DataType::Text {
+            max_chars: Some(n),
+            fixed: false,
+        };
         assert!(widens(&text(10), &text(50)));
         assert!(!widens(&text(50), &text(10)));
         assert!(!widens(&DataType::Timestamp, &DataType::TimestampTz));

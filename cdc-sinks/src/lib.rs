@@ -10,10 +10,18 @@
 //! Every database sink stores the batch's log offset in a `_cdc_offsets` table
 //! in the same transaction as the data, so a restarted pipeline resumes exactly
 //! after the last applied batch. Target tables are created from the source
-//! schema (type mapping tables in each destination's `mapping` module docs),
-//! prepared per [`PrepareMode`], evolved from schema records (see
-//! [`evolution`](crate) rules) and written per [`WriteMode`]. Identifiers are
-//! always quoted; values always travel as parameters or COPY data.
+//! schema (a type-mapping table per destination heads each destination's
+//! `mapping` module), prepared once per [`PrepareMode`], evolved from schema
+//! records (added columns added, dropped columns kept nullable or dropped per
+//! [`DroppedColumns`], compatible widening applied, anything else an
+//! [`SinkError::IncompatibleSchema`]) and written per [`WriteMode`]; the
+//! [`TableMapping`] renames tables and columns, excludes columns, overrides
+//! types and filters tables. Identifiers are always quoted; values always
+//! travel as parameters or COPY data; connection strings are [`Secret`]s.
+//!
+//! Within a batch, each table's changes are collapsed per primary key in log
+//! order (the last state wins; a delete then re-insert is an upsert of the new
+//! row), so set-based statements apply them in any order.
 
 mod error;
 mod evolution;

@@ -239,7 +239,10 @@ mod tests {
     fn schema() -> TableSchema {
         let col = |n: &str| Column {
             name: n.into(),
-            data_type: DataType::Int { bits: 32, signed: true },
+            data_type: DataType::Int {
+                bits: 32,
+                signed: true,
+            },
             source_type: "int".into(),
             nullable: true,
         };

@@ -185,9 +185,10 @@ fn add_net(
             }
             let key = key_of(schema, after);
             if let Some(before) = change.before.as_ref().filter(|b| width_ok(b)) {
-                let has_key = schema.primary_key.iter().all(|&k| {
-                    !matches!(before[k as usize], Value::Null | Value::Unchanged)
-                });
+                let has_key = schema
+                    .primary_key
+                    .iter()
+                    .all(|&k| !matches!(before[k as usize], Value::Null | Value::Unchanged));
                 let old_key = key_of(schema, before);
                 if has_key && old_key != key {
                     let prev = index.get(&old_key).map(|&i| &rows[i]);
@@ -259,7 +260,10 @@ mod tests {
     fn schema() -> Arc<TableSchema> {
         let col = |n: &str| Column {
             name: n.into(),
-            data_type: DataType::Int { bits: 64, signed: true },
+            data_type: DataType::Int {
+                bits: 64,
+                signed: true,
+            },
             source_type: "bigint".into(),
             nullable: true,
         };
@@ -318,12 +322,36 @@ mod tests {
         let b = batch(
             &s,
             vec![
-                change(ChangeKind::Insert, None, Some(row(1, Value::Int(1), Value::Int(1)))),
-                change(ChangeKind::Update, None, Some(row(1, Value::Int(2), Value::Int(2)))),
-                change(ChangeKind::Delete, Some(row(1, Value::Null, Value::Null)), None),
-                change(ChangeKind::Insert, None, Some(row(1, Value::Int(3), Value::Int(3)))),
-                change(ChangeKind::Insert, None, Some(row(2, Value::Int(9), Value::Int(9)))),
-                change(ChangeKind::Delete, Some(row(2, Value::Null, Value::Null)), None),
+                change(
+                    ChangeKind::Insert,
+                    None,
+                    Some(row(1, Value::Int(1), Value::Int(1))),
+                ),
+                change(
+                    ChangeKind::Update,
+                    None,
+                    Some(row(1, Value::Int(2), Value::Int(2))),
+                ),
+                change(
+                    ChangeKind::Delete,
+                    Some(row(1, Value::Null, Value::Null)),
+                    None,
+                ),
+                change(
+                    ChangeKind::Insert,
+                    None,
+                    Some(row(1, Value::Int(3), Value::Int(3))),
+                ),
+                change(
+                    ChangeKind::Insert,
+                    None,
+                    Some(row(2, Value::Int(9), Value::Int(9))),
+                ),
+                change(
+                    ChangeKind::Delete,
+                    Some(row(2, Value::Null, Value::Null)),
+                    None,
+                ),
             ],
         );
         let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
@@ -343,9 +371,21 @@ mod tests {
         let b = batch(
             &s,
             vec![
-                change(ChangeKind::Insert, None, Some(row(1, Value::Int(1), Value::Int(1)))),
-                change(ChangeKind::Update, None, Some(row(1, Value::Int(2), Value::Unchanged))),
-                change(ChangeKind::Update, None, Some(row(5, Value::Unchanged, Value::Int(5)))),
+                change(
+                    ChangeKind::Insert,
+                    None,
+                    Some(row(1, Value::Int(1), Value::Int(1))),
+                ),
+                change(
+                    ChangeKind::Update,
+                    None,
+                    Some(row(1, Value::Int(2), Value::Unchanged)),
+                ),
+                change(
+                    ChangeKind::Update,
+                    None,
+                    Some(row(5, Value::Unchanged, Value::Int(5))),
+                ),
             ],
         );
         let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
@@ -364,12 +404,23 @@ mod tests {
         let b = batch(
             &s,
             vec![
-                change(ChangeKind::Delete, Some(row(1, Value::Null, Value::Null)), None),
-                change(ChangeKind::Update, None, Some(row(1, Value::Unchanged, Value::Int(5)))),
+                change(
+                    ChangeKind::Delete,
+                    Some(row(1, Value::Null, Value::Null)),
+                    None,
+                ),
+                change(
+                    ChangeKind::Update,
+                    None,
+                    Some(row(1, Value::Unchanged, Value::Int(5))),
+                ),
             ],
         );
         let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
-        assert_eq!(net(&steps), vec![NetRow::Upsert(row(1, Value::Null, Value::Int(5)))]);
+        assert_eq!(
+            net(&steps),
+            vec![NetRow::Upsert(row(1, Value::Null, Value::Int(5)))]
+        );
     }
 
     #[test]
@@ -399,9 +450,17 @@ mod tests {
         let b = batch(
             &s,
             vec![
-                change(ChangeKind::Insert, None, Some(row(1, Value::Int(1), Value::Int(1)))),
+                change(
+                    ChangeKind::Insert,
+                    None,
+                    Some(row(1, Value::Int(1), Value::Int(1))),
+                ),
                 change(ChangeKind::Truncate, None, None),
-                change(ChangeKind::Insert, None, Some(row(2, Value::Int(2), Value::Int(2)))),
+                change(
+                    ChangeKind::Insert,
+                    None,
+                    Some(row(2, Value::Int(2), Value::Int(2))),
+                ),
             ],
         );
         let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
@@ -421,8 +480,16 @@ mod tests {
     fn history_mode_keeps_every_change_and_filtered_tables_are_skipped() {
         let s = schema();
         let rows = vec![
-            change(ChangeKind::Insert, None, Some(row(1, Value::Int(1), Value::Int(1)))),
-            change(ChangeKind::Update, None, Some(row(1, Value::Int(2), Value::Int(2)))),
+            change(
+                ChangeKind::Insert,
+                None,
+                Some(row(1, Value::Int(1), Value::Int(1))),
+            ),
+            change(
+                ChangeKind::Update,
+                None,
+                Some(row(1, Value::Int(2), Value::Int(2))),
+            ),
         ];
         let b = batch(&s, rows);
         let steps = plan(&b, |_| Some(WriteMode::History)).unwrap();

@@ -185,7 +185,10 @@ mod tests {
     #[test]
     fn times_may_be_negative_or_past_a_day() {
         assert_eq!(time_text(-3_020_399_000_000), "-838:59:59.000000");
-        assert_eq!(timetz_text(3_600_000_000, -5 * 3600), "01:00:00.000000-05:00");
+        assert_eq!(
+            timetz_text(3_600_000_000, -5 * 3600),
+            "01:00:00.000000-05:00"
+        );
         assert_eq!(interval_text(14, -3, -1_500_000), "P14M-3DT-1.500000S");
     }
 

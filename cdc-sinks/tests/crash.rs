@@ -14,8 +14,8 @@ use std::time::Duration;
 use cdc_core::event::{TableSchema, Value};
 use cdc_core::{Sink, SinkBatch, SinkEvent};
 use cdc_sinks::{
-    JsonlConfig, JsonlSink, MySqlConfig, MySqlSink, PostgresConfig, PostgresSink, SinkError, SqliteConfig, SqliteSink,
-    TableMapping, TableRule, WriteMode,
+    JsonlConfig, JsonlSink, MySqlConfig, MySqlSink, PostgresConfig, PostgresSink, SinkError,
+    SqliteConfig, SqliteSink, TableMapping, TableRule, WriteMode,
 };
 use fixture::*;
 use rand::Rng;
@@ -194,8 +194,14 @@ where
         child.wait().unwrap();
         let (m, live, history) = check().await;
         let (want_live, want_history) = expected(m);
-        assert_eq!(live, want_live, "{kind}: live table after kill {kill} ({m} batches)");
-        assert_eq!(history, want_history, "{kind}: history after kill {kill} ({m} batches)");
+        assert_eq!(
+            live, want_live,
+            "{kind}: live table after kill {kill} ({m} batches)"
+        );
+        assert_eq!(
+            history, want_history,
+            "{kind}: history after kill {kill} ({m} batches)"
+        );
         assert!(m >= last, "{kind}: stored offset went back");
         last = m;
     }
@@ -210,7 +216,14 @@ async fn sqlite_sink_survives_sigkill_at_random_moments() {
     kill_loop("sqlite", &target, || async {
         let mut c = SqliteConfig::new(&path);
         c.mapping = mapping();
-        let m = batches_applied(SqliteSink::open(c).await.unwrap().stored_offset().await.unwrap());
+        let m = batches_applied(
+            SqliteSink::open(c)
+                .await
+                .unwrap()
+                .stored_offset()
+                .await
+                .unwrap(),
+        );
         let conn = rusqlite::Connection::open(&path).unwrap();
         let live = match conn.prepare("SELECT id, name, n FROM crash ORDER BY id") {
             Ok(mut s) => s
@@ -241,13 +254,26 @@ async fn postgres_sink_survives_sigkill_at_random_moments() {
     kill_loop("postgres", &target, || async {
         let mut c = PostgresConfig::new(&target);
         c.mapping = mapping();
-        let m = batches_applied(PostgresSink::connect(c).await.unwrap().stored_offset().await.unwrap());
-        let (client, conn) = tokio_postgres::connect(&target, tokio_postgres::NoTls).await.unwrap();
+        let m = batches_applied(
+            PostgresSink::connect(c)
+                .await
+                .unwrap()
+                .stored_offset()
+                .await
+                .unwrap(),
+        );
+        let (client, conn) = tokio_postgres::connect(&target, tokio_postgres::NoTls)
+            .await
+            .unwrap();
         tokio::spawn(conn);
         let live = client
             .query("SELECT id, name, n FROM crash ORDER BY id", &[])
             .await
-            .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect()
+            })
             .unwrap_or_default();
         let history = client
             .query("SELECT _cdc_offset FROM crash_hist ORDER BY 1", &[])
@@ -262,12 +288,20 @@ async fn postgres_sink_survives_sigkill_at_random_moments() {
 #[tokio::test]
 async fn mysql_sink_survives_sigkill_at_random_moments() {
     use mysql_async::prelude::Queryable;
-    let db = cdc_testkit::MariaDb::start().expect("MariaDB from the test kit is required for this test");
+    let db =
+        cdc_testkit::MariaDb::start().expect("MariaDB from the test kit is required for this test");
     let target = db.url();
     kill_loop("mysql", &target, || async {
         let mut c = MySqlConfig::new(&target);
         c.mapping = mapping();
-        let m = batches_applied(MySqlSink::connect(c).await.unwrap().stored_offset().await.unwrap());
+        let m = batches_applied(
+            MySqlSink::connect(c)
+                .await
+                .unwrap()
+                .stored_offset()
+                .await
+                .unwrap(),
+        );
         let mut conn = mysql_async::Conn::from_url(&target).await.unwrap();
         let live: State = conn
             .query("SELECT id, name, n FROM crash ORDER BY id")
@@ -291,7 +325,14 @@ async fn jsonl_sink_neither_loses_nor_repeats_a_line_across_sigkills() {
         let mut c = JsonlConfig::new(&path);
         c.max_file_bytes = 64 << 10;
         // Opening cuts off what the killed child wrote after its last commit.
-        let m = batches_applied(JsonlSink::open(c).await.unwrap().stored_offset().await.unwrap());
+        let m = batches_applied(
+            JsonlSink::open(c)
+                .await
+                .unwrap()
+                .stored_offset()
+                .await
+                .unwrap(),
+        );
         let mut files: Vec<_> = std::fs::read_dir(&path)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -304,9 +345,11 @@ async fn jsonl_sink_neither_loses_nor_repeats_a_line_across_sigkills() {
                 std::fs::read_to_string(f)
                     .unwrap()
                     .lines()
-                    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["source"]["offset"]
-                        .as_u64()
-                        .unwrap())
+                    .map(|l| {
+                        serde_json::from_str::<serde_json::Value>(l).unwrap()["source"]["offset"]
+                            .as_u64()
+                            .unwrap()
+                    })
                     .collect::<Vec<_>>()
             })
             .collect();

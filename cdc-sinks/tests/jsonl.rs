@@ -58,7 +58,10 @@ async fn changes_are_written_as_debezium_envelopes() {
     let ops: Vec<&str> = lines.iter().map(|l| l["op"].as_str().unwrap()).collect();
     assert_eq!(ops, ["c", "u", "d", "t"]);
     assert_eq!(lines[0]["before"], Json::Null);
-    assert_eq!(lines[0]["after"]["count"].to_string(), "18446744073709551615");
+    assert_eq!(
+        lines[0]["after"]["count"].to_string(),
+        "18446744073709551615"
+    );
     assert_eq!(lines[1]["after"]["name"], "__debezium_unavailable_value");
     assert_eq!(lines[1]["after"]["count"], "1.50");
     assert_eq!(lines[2]["before"]["id"], 1);

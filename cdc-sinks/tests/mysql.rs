@@ -21,7 +21,9 @@ impl Maria {
     }
 
     async fn conn(&self) -> mysql_async::Conn {
-        mysql_async::Conn::from_url(self.server.url()).await.unwrap()
+        mysql_async::Conn::from_url(self.server.url())
+            .await
+            .unwrap()
     }
 }
 
@@ -123,7 +125,9 @@ async fn every_value_type_is_written_with_mysql_types() {
         .collect();
     let all = schema(("app", "all"), cols);
     let mut stream = Stream::new(0);
-    sink.apply(&stream.batch(&all, vec![insert(&all, values)])).await.unwrap();
+    sink.apply(&stream.batch(&all, vec![insert(&all, values)]))
+        .await
+        .unwrap();
     let got = db
         .rows(&format!("SELECT {} FROM types.`all`", names.join(", ")))
         .await;

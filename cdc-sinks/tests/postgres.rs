@@ -109,10 +109,15 @@ async fn every_value_type_is_written_with_postgres_types() {
     let pg = Pg::start();
     let mut sink = pg.sink("types", TableMapping::default()).await;
     let (cols, values): (Vec<_>, Vec<_>) = every_type().into_iter().unzip();
-    let names: Vec<String> = cols.iter().map(|c| Dialect::Postgres.ident(&c.name)).collect();
+    let names: Vec<String> = cols
+        .iter()
+        .map(|c| Dialect::Postgres.ident(&c.name))
+        .collect();
     let all = schema(("app", "all"), cols);
     let mut stream = Stream::new(0);
-    sink.apply(&stream.batch(&all, vec![insert(&all, values)])).await.unwrap();
+    sink.apply(&stream.batch(&all, vec![insert(&all, values)]))
+        .await
+        .unwrap();
     let got = pg
         .rows(&format!("SELECT {} FROM types.\"all\"", names.join(", ")))
         .await;

@@ -64,11 +64,17 @@ async fn inserts_updates_deletes_and_the_offset_commit_together() {
     s.apply(&b2).await.unwrap();
     assert_eq!(
         rows(&dir, r#"SELECT id, name, n FROM "items" ORDER BY id"#),
-        vec![vec![int(1), txt("a"), int(11)], vec![int(3), txt("c2"), int(33)]]
+        vec![
+            vec![int(1), txt("a"), int(11)],
+            vec![int(3), txt("c2"), int(33)]
+        ]
     );
     drop(s);
     let mut reopened = sink(&dir, TableMapping::default()).await;
-    assert_eq!(reopened.stored_offset().await.unwrap(), Some(b2.last_offset));
+    assert_eq!(
+        reopened.stored_offset().await.unwrap(),
+        Some(b2.last_offset)
+    );
 }
 
 #[tokio::test]
@@ -76,7 +82,10 @@ async fn a_failing_batch_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = sink(&dir, TableMapping::default()).await;
     let items = items();
-    let f = schema(("app", "f"), vec![col("id", INT), col("x", DataType::Float64)]);
+    let f = schema(
+        ("app", "f"),
+        vec![col("id", INT), col("x", DataType::Float64)],
+    );
     let mut stream = Stream::new(0);
     let ok = stream.batch(&items, vec![insert(&items, vec![i(1), t("a"), i(1)])]);
     s.apply(&ok).await.unwrap();
@@ -87,7 +96,10 @@ async fn a_failing_batch_leaves_nothing_behind() {
     let err = s.apply(&bad).await.unwrap_err();
     assert!(matches!(err, SinkError::ValueOutOfRange { .. }), "{err}");
     assert_eq!(s.stored_offset().await.unwrap(), Some(ok.last_offset));
-    assert_eq!(rows(&dir, r#"SELECT count(*) FROM "items""#), vec![vec![int(1)]]);
+    assert_eq!(
+        rows(&dir, r#"SELECT count(*) FROM "items""#),
+        vec![vec![int(1)]]
+    );
 }
 
 #[tokio::test]
@@ -98,7 +110,9 @@ async fn every_value_type_is_stored_faithfully() {
     let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.name)).collect();
     let all = schema(("app", "all"), cols);
     let mut stream = Stream::new(0);
-    s.apply(&stream.batch(&all, vec![insert(&all, values)])).await.unwrap();
+    s.apply(&stream.batch(&all, vec![insert(&all, values)]))
+        .await
+        .unwrap();
     let got = rows(&dir, &format!("SELECT {} FROM \"all\"", names.join(", ")));
     let expected = vec![
         int(1),
@@ -159,9 +173,16 @@ async fn prepare_modes_keep_truncate_or_recreate_existing_tables() {
         s.apply(&stream.batch(&items, vec![insert(&items, vec![i(2), t("b"), i(2)])]))
             .await
             .unwrap();
-        assert_eq!(rows(&dir, r#"SELECT id FROM "items" ORDER BY id"#), expected, "{mode:?}");
-        let has_extra = !rows(&dir, "SELECT 1 FROM pragma_table_info('items') WHERE name = 'extra'")
-            .is_empty();
+        assert_eq!(
+            rows(&dir, r#"SELECT id FROM "items" ORDER BY id"#),
+            expected,
+            "{mode:?}"
+        );
+        let has_extra = !rows(
+            &dir,
+            "SELECT 1 FROM pragma_table_info('items') WHERE name = 'extra'",
+        )
+        .is_empty();
         assert_eq!(has_extra, mode != PrepareMode::Recreate);
         // Prepare runs once: a restarted sink does not truncate again.
         drop(s);
@@ -169,7 +190,10 @@ async fn prepare_modes_keep_truncate_or_recreate_existing_tables() {
         s.apply(&stream.batch(&items, vec![insert(&items, vec![i(3), t("c"), i(3)])]))
             .await
             .unwrap();
-        assert_eq!(rows(&dir, r#"SELECT count(*) FROM "items""#)[0][0], int(expected.len() as i64 + 1));
+        assert_eq!(
+            rows(&dir, r#"SELECT count(*) FROM "items""#)[0][0],
+            int(expected.len() as i64 + 1)
+        );
     }
 }
 
@@ -197,12 +221,47 @@ async fn history_mode_appends_every_change_once() {
     );
     s.apply(&b).await.unwrap();
     assert_eq!(
-        rows(&dir, r#"SELECT id, name, n, _cdc_op, _cdc_offset, _cdc_unchanged, _cdc_commit_time FROM "items" ORDER BY _cdc_offset"#),
+        rows(
+            &dir,
+            r#"SELECT id, name, n, _cdc_op, _cdc_offset, _cdc_unchanged, _cdc_commit_time FROM "items" ORDER BY _cdc_offset"#
+        ),
         vec![
-            vec![int(1), txt("a"), int(1), txt("c"), int(1), Sql::Null, txt("2023-11-14 22:13:20.000000+00:00")],
-            vec![int(1), Sql::Null, int(2), txt("u"), int(2), txt(r#"["name"]"#), txt("2023-11-14 22:13:20.000000+00:00")],
-            vec![int(1), Sql::Null, Sql::Null, txt("d"), int(3), Sql::Null, txt("2023-11-14 22:13:20.000000+00:00")],
-            vec![Sql::Null, Sql::Null, Sql::Null, txt("t"), int(4), Sql::Null, txt("2023-11-14 22:13:20.000000+00:00")],
+            vec![
+                int(1),
+                txt("a"),
+                int(1),
+                txt("c"),
+                int(1),
+                Sql::Null,
+                txt("2023-11-14 22:13:20.000000+00:00")
+            ],
+            vec![
+                int(1),
+                Sql::Null,
+                int(2),
+                txt("u"),
+                int(2),
+                txt(r#"["name"]"#),
+                txt("2023-11-14 22:13:20.000000+00:00")
+            ],
+            vec![
+                int(1),
+                Sql::Null,
+                Sql::Null,
+                txt("d"),
+                int(3),
+                Sql::Null,
+                txt("2023-11-14 22:13:20.000000+00:00")
+            ],
+            vec![
+                Sql::Null,
+                Sql::Null,
+                Sql::Null,
+                txt("t"),
+                int(4),
+                Sql::Null,
+                txt("2023-11-14 22:13:20.000000+00:00")
+            ],
         ]
     );
 }
@@ -240,14 +299,22 @@ async fn soft_delete_mode_flags_rows_and_reinserts_clear_the_flag() {
     .await
     .unwrap();
     assert_eq!(
-        rows(&dir, r#"SELECT id, name, n, _cdc_deleted FROM "items" ORDER BY id"#),
+        rows(
+            &dir,
+            r#"SELECT id, name, n, _cdc_deleted FROM "items" ORDER BY id"#
+        ),
         vec![
             vec![int(1), txt("a"), int(1), int(1)],
             vec![int(2), txt("b2"), int(22), int(0)],
         ]
     );
-    s.apply(&stream.batch(&items, vec![truncate(&items)])).await.unwrap();
-    assert_eq!(rows(&dir, r#"SELECT sum(_cdc_deleted) FROM "items""#), vec![vec![int(2)]]);
+    s.apply(&stream.batch(&items, vec![truncate(&items)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&dir, r#"SELECT sum(_cdc_deleted) FROM "items""#),
+        vec![vec![int(2)]]
+    );
 }
 
 #[tokio::test]
@@ -276,9 +343,15 @@ async fn renames_exclusions_type_overrides_and_filters_apply() {
     ]))
     .await
     .unwrap();
-    assert_eq!(rows(&dir, r#"SELECT * FROM "goods""#), vec![vec![int(1), txt("a")]]);
     assert_eq!(
-        rows(&dir, "SELECT type FROM pragma_table_info('goods') WHERE name = 'label'"),
+        rows(&dir, r#"SELECT * FROM "goods""#),
+        vec![vec![int(1), txt("a")]]
+    );
+    assert_eq!(
+        rows(
+            &dir,
+            "SELECT type FROM pragma_table_info('goods') WHERE name = 'label'"
+        ),
         vec![vec![txt("VARCHAR(200)")]]
     );
     assert!(rows(&dir, "SELECT 1 FROM sqlite_master WHERE name = 'skipped'").is_empty());
@@ -319,9 +392,22 @@ async fn schema_evolution_adds_widens_keeps_or_drops_and_rejects_narrowing() {
         let mut s = sink(&dir, mapping).await;
         let v1 = schema(
             ("app", "e"),
-            vec![col("id", INT), col("old", text()), col("w", DataType::Int { bits: 32, signed: true })],
+            vec![
+                col("id", INT),
+                col("old", text()),
+                col(
+                    "w",
+                    DataType::Int {
+                        bits: 32,
+                        signed: true,
+                    },
+                ),
+            ],
         );
-        let v2 = schema(("app", "e"), vec![col("id", INT), col("w", INT), col("new", text())]);
+        let v2 = schema(
+            ("app", "e"),
+            vec![col("id", INT), col("w", INT), col("new", text())],
+        );
         let mut stream = Stream::new(0);
         s.apply(&stream.batch(&v1, vec![insert(&v1, vec![i(1), t("o"), i(5)])]))
             .await
@@ -330,14 +416,33 @@ async fn schema_evolution_adds_widens_keeps_or_drops_and_rejects_narrowing() {
         s.apply(&stream.batch(&v2, vec![insert(&v2, vec![i(2), i(i64::MAX), t("n")])]))
             .await
             .unwrap();
-        let names: Vec<Vec<Sql>> = rows(&dir, "SELECT name FROM pragma_table_info('e') ORDER BY cid");
+        let names: Vec<Vec<Sql>> =
+            rows(&dir, "SELECT name FROM pragma_table_info('e') ORDER BY cid");
         let expected: Vec<&str> = match dropped {
             DroppedColumns::KeepNullable => vec!["id", "old", "w", "new"],
             DroppedColumns::Drop => vec!["id", "w", "new"],
         };
-        assert_eq!(names, expected.iter().map(|n| vec![txt(n)]).collect::<Vec<_>>());
-        assert_eq!(rows(&dir, r#"SELECT w FROM "e" WHERE id = 2"#), vec![vec![int(i64::MAX)]]);
-        let v3 = schema(("app", "e"), vec![col("id", INT), col("w", DataType::Int { bits: 16, signed: true })]);
+        assert_eq!(
+            names,
+            expected.iter().map(|n| vec![txt(n)]).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            rows(&dir, r#"SELECT w FROM "e" WHERE id = 2"#),
+            vec![vec![int(i64::MAX)]]
+        );
+        let v3 = schema(
+            ("app", "e"),
+            vec![
+                col("id", INT),
+                col(
+                    "w",
+                    DataType::Int {
+                        bits: 16,
+                        signed: true,
+                    },
+                ),
+            ],
+        );
         let err = s.apply(&stream.schema(&v3)).await.unwrap_err();
         assert!(matches!(err, SinkError::IncompatibleSchema { .. }), "{err}");
         assert!(!err.is_retryable());

@@ -18,7 +18,12 @@ async fn main() {
         std::process::exit(2);
     };
     let want: u64 = rows.parse().expect("rows is a number");
-    let mut config = MySqlConfig::new(host.clone(), port.parse().expect("port"), user.clone(), Password::new(password.clone()));
+    let mut config = MySqlConfig::new(
+        host.clone(),
+        port.parse().expect("port"),
+        user.clone(),
+        Password::new(password.clone()),
+    );
     config.start_from = StartFrom::Earliest;
     let log = ChangeLog::open(dir, LogConfig::default()).expect("open change log");
     let mut source = MySqlSource::new(config).expect("config");
@@ -26,8 +31,16 @@ async fn main() {
     source.start(None).await.expect("start");
     let mut seen = 0u64;
     while seen < want {
-        let batch = source.next_batch().await.expect("next batch").expect("stream ended");
-        seen += batch.records.iter().filter(|r| matches!(r, Record::Change(_))).count() as u64;
+        let batch = source
+            .next_batch()
+            .await
+            .expect("next batch")
+            .expect("stream ended");
+        seen += batch
+            .records
+            .iter()
+            .filter(|r| matches!(r, Record::Change(_)))
+            .count() as u64;
         let position = batch.position.clone();
         log.append(batch.records).await.expect("append");
         source.acknowledge(&position).await.expect("ack");

@@ -33,9 +33,27 @@ fn schema() -> Arc<TableSchema> {
     Arc::new(TableSchema {
         table: TableName::new("app", "bench"),
         columns: vec![
-            col("id", DataType::Int { bits: 64, signed: true }),
-            col("name", DataType::Text { max_chars: None, fixed: false }),
-            col("n", DataType::Int { bits: 64, signed: true }),
+            col(
+                "id",
+                DataType::Int {
+                    bits: 64,
+                    signed: true,
+                },
+            ),
+            col(
+                "name",
+                DataType::Text {
+                    max_chars: None,
+                    fixed: false,
+                },
+            ),
+            col(
+                "n",
+                DataType::Int {
+                    bits: 64,
+                    signed: true,
+                },
+            ),
             col("amount", DataType::Float64),
         ],
         primary_key: vec![0],
@@ -63,7 +81,11 @@ fn batches(round: i64) -> Vec<SinkBatch> {
                         schema: schema.clone(),
                         change: Change {
                             table: schema.table.clone(),
-                            kind: if round == 0 { ChangeKind::Insert } else { ChangeKind::Update },
+                            kind: if round == 0 {
+                                ChangeKind::Insert
+                            } else {
+                                ChangeKind::Update
+                            },
                             before: None,
                             after: Some(vec![
                                 Value::Int(k as i64),
@@ -79,7 +101,10 @@ fn batches(round: i64) -> Vec<SinkBatch> {
                 })
                 .collect();
             offset += 1;
-            SinkBatch { events, last_offset: offset }
+            SinkBatch {
+                events,
+                last_offset: offset,
+            }
         })
         .collect()
 }
@@ -111,7 +136,12 @@ fn report(dest: &str, what: &str, sink: Duration, bulk: Option<(&str, Duration)>
 fn tsv() -> String {
     let mut s = String::with_capacity(ROWS * 48);
     for k in 0..ROWS {
-        s.push_str(&format!("{k}\t{}\t{}\t{}\n", name(k), k * 7, k as f64 / 3.0));
+        s.push_str(&format!(
+            "{k}\t{}\t{}\t{}\n",
+            name(k),
+            k * 7,
+            k as f64 / 3.0
+        ));
     }
     s
 }
@@ -200,10 +230,17 @@ async fn sqlite() {
     let start = Instant::now();
     let tx = conn.transaction().unwrap();
     {
-        let mut stmt = tx.prepare("INSERT INTO bench VALUES (?1, ?2, ?3, ?4)").unwrap();
+        let mut stmt = tx
+            .prepare("INSERT INTO bench VALUES (?1, ?2, ?3, ?4)")
+            .unwrap();
         for (k, name) in names.iter().enumerate() {
-            stmt.execute(rusqlite::params![k as i64, name, (k * 7) as i64, k as f64 / 3.0])
-                .unwrap();
+            stmt.execute(rusqlite::params![
+                k as i64,
+                name,
+                (k * 7) as i64,
+                k as f64 / 3.0
+            ])
+            .unwrap();
         }
     }
     tx.commit().unwrap();

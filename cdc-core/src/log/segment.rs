@@ -217,3 +217,105 @@ pub(crate) fn walk(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Heartbeat, Record, SourcePosition};
+    use crate::log::batch::{encode_batch, stamp};
+    use crate::log::fs::StdFs;
+
+    fn segment_bytes(batches: usize) -> Vec<u8> {
+        let mut out = encode_header(0).to_vec();
+        let mut next = 0;
+        for i in 0..batches {
+            let records = (0..=i % 4)
+                .map(|k| {
+                    Record::Heartbeat(Heartbeat {
+                        position: SourcePosition::Postgres { lsn: k as u64 },
+                        time_micros: 0,
+                    })
+                })
+                .collect();
+            let mut batch = encode_batch(records).unwrap();
+            stamp(&mut batch.bytes, next, i as i64);
+            next += u64::from(batch.count);
+            out.extend_from_slice(&batch.bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn walking_with_chunks_smaller_than_a_batch_visits_every_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(segment_file_name(0));
+        let bytes = segment_bytes(20);
+        std::fs::write(&path, &bytes).unwrap();
+        let file = StdFs.open(&path, false).unwrap();
+        for chunk in [16, 100, 4096] {
+            let mut seen = 0;
+            let end = walk(
+                &*file,
+                SEGMENT_HEADER_LEN,
+                bytes.len() as u64,
+                chunk,
+                |_, _, _, _| {
+                    seen += 1;
+                    Flow::Continue
+                },
+            )
+            .unwrap();
+            assert_eq!(seen, 20, "chunk {chunk}");
+            assert!(matches!(end, WalkEnd::Done { pos } if pos == bytes.len() as u64));
+        }
+    }
+
+    #[test]
+    fn a_walk_reports_where_a_torn_or_corrupt_batch_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(segment_file_name(0));
+        let mut bytes = segment_bytes(3);
+        let whole = bytes.len();
+        bytes.truncate(whole - 8);
+        std::fs::write(&path, &bytes).unwrap();
+        let file = StdFs.open(&path, false).unwrap();
+        let end = walk(
+            &*file,
+            SEGMENT_HEADER_LEN,
+            whole as u64,
+            4096,
+            |_, _, _, _| Flow::Continue,
+        )
+        .unwrap();
+        assert!(matches!(end, WalkEnd::Torn { .. }), "{end:?}");
+        let mut bytes = segment_bytes(3);
+        let last = bytes.len() - 20;
+        bytes[last] ^= 0xFF;
+        std::fs::write(&path, &bytes).unwrap();
+        let end = walk(
+            &*file,
+            SEGMENT_HEADER_LEN,
+            bytes.len() as u64,
+            4096,
+            |_, _, _, _| Flow::Continue,
+        )
+        .unwrap();
+        assert!(matches!(end, WalkEnd::Corrupt { .. }), "{end:?}");
+    }
+
+    #[test]
+    fn headers_are_checked_for_magic_checksum_and_base() {
+        let header = encode_header(42);
+        assert!(check_header(&header, 42).is_ok());
+        assert!(check_header(&header, 41).is_err());
+        assert!(check_header(&header[..20], 42).is_err());
+        let mut bad = header;
+        bad[3] ^= 1;
+        assert!(check_header(&bad, 42).is_err());
+        assert_eq!(
+            parse_file_name(Path::new("/x/00000000000000000042.seg")),
+            Some((42, "seg"))
+        );
+        assert_eq!(parse_file_name(Path::new("/x/42.seg")), None);
+    }
+}

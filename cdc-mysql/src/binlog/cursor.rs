@@ -124,7 +124,9 @@ impl<'a> Cursor<'a> {
             0xfc => Ok(u64::from(self.u16()?)),
             0xfd => self.uint_le(3),
             0xfe => self.u64(),
-            x => Err(DecodeError(format!("invalid length-encoded integer prefix {x:#x}"))),
+            x => Err(DecodeError(format!(
+                "invalid length-encoded integer prefix {x:#x}"
+            ))),
         }
     }
 
@@ -134,7 +136,12 @@ impl<'a> Cursor<'a> {
         usize::try_from(n)
             .ok()
             .filter(|&n| n <= self.buf.len())
-            .ok_or_else(|| DecodeError(format!("length {n} exceeds the {} bytes left", self.buf.len())))
+            .ok_or_else(|| {
+                DecodeError(format!(
+                    "length {n} exceeds the {} bytes left",
+                    self.buf.len()
+                ))
+            })
     }
 
     /// Bytes prefixed by a length-encoded length.

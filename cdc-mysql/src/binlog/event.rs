@@ -131,12 +131,17 @@ impl FormatDescription {
             )));
         }
         let version = c.take(50)?;
-        let end = version.iter().position(|&b| b == 0).unwrap_or(version.len());
+        let end = version
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(version.len());
         let server_version = String::from_utf8_lossy(&version[..end]).into_owned();
         let _created = c.u32()?;
         let header_len = c.u8()?;
         if usize::from(header_len) != HEADER_LEN {
-            return Err(DecodeError::new(format!("event header length {header_len} is not 19")));
+            return Err(DecodeError::new(format!(
+                "event header length {header_len} is not 19"
+            )));
         }
         let has_alg = version_has_checksum(&server_version);
         let mut lens = c.rest();
@@ -152,7 +157,9 @@ impl FormatDescription {
                 1 => true,
                 0xff => false,
                 other => {
-                    return Err(DecodeError::new(format!("unknown checksum algorithm {other}")));
+                    return Err(DecodeError::new(format!(
+                        "unknown checksum algorithm {other}"
+                    )));
                 }
             };
             lens = &lens[..split];
@@ -171,7 +178,9 @@ impl FormatDescription {
 
     /// Post-header length of an event type, if the description lists it.
     pub fn post_header_len(&self, kind: u8) -> Option<u8> {
-        self.post_header_lens.get(usize::from(kind).checked_sub(1)?).copied()
+        self.post_header_lens
+            .get(usize::from(kind).checked_sub(1)?)
+            .copied()
     }
 
     /// Width of table ids in table-map and rows events: 6 bytes since MySQL 5.1.4.

@@ -72,7 +72,10 @@ impl<'a> FrameReader<'a> {
         let header = EventHeader::parse(header_bytes)?;
         let size = header.event_size;
         if size > MAX_EVENT_SIZE || (size as usize) < HEADER_LEN {
-            return Err(DecodeError::new(format!("event size {size} at offset {} is invalid", self.pos)));
+            return Err(DecodeError::new(format!(
+                "event size {size} at offset {} is invalid",
+                self.pos
+            )));
         }
         let event = rest
             .get(..size as usize)
@@ -80,7 +83,11 @@ impl<'a> FrameReader<'a> {
         let mut body = &event[HEADER_LEN..];
         if header.kind == kind::FORMAT_DESCRIPTION {
             let fde = FormatDescription::parse(body, true)?;
-            let tail_len = if fde.post_header_lens.len() + 57 < body.len() { 1 + CHECKSUM_LEN } else { 0 };
+            let tail_len = if fde.post_header_lens.len() + 57 < body.len() {
+                1 + CHECKSUM_LEN
+            } else {
+                0
+            };
             if tail_len > 0 && self.verify && fde.checksum {
                 verify(event, true)?;
             }

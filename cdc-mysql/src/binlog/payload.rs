@@ -34,9 +34,13 @@ pub fn decompress(data: &[u8]) -> Decoded<Vec<u8>> {
     if let Some(size) = size
         && size != payload.len() as u64
     {
-        return Err(DecodeError::new("transaction payload size does not match the event"));
+        return Err(DecodeError::new(
+            "transaction payload size does not match the event",
+        ));
     }
-    let limit = uncompressed.unwrap_or(MAX_UNCOMPRESSED).min(MAX_UNCOMPRESSED);
+    let limit = uncompressed
+        .unwrap_or(MAX_UNCOMPRESSED)
+        .min(MAX_UNCOMPRESSED);
     match compression {
         Some(0) => {
             let decoder = zstd::stream::read::Decoder::new(payload)
@@ -49,7 +53,9 @@ pub fn decompress(data: &[u8]) -> Decoded<Vec<u8>> {
             Ok(out)
         }
         Some(255) => Ok(payload.to_vec()),
-        other => Err(DecodeError::new(format!("unknown payload compression {other:?}"))),
+        other => Err(DecodeError::new(format!(
+            "unknown payload compression {other:?}"
+        ))),
     }
 }
 
@@ -68,7 +74,10 @@ pub fn events(buf: &[u8]) -> impl Iterator<Item = (Decoded<EventHeader>, &[u8])>
         let size = h.event_size as usize;
         if size < HEADER_LEN || size > rest.len() {
             rest = &[];
-            return Some((Err(DecodeError::new("event size past the payload")), &[][..]));
+            return Some((
+                Err(DecodeError::new("event size past the payload")),
+                &[][..],
+            ));
         }
         let body = &rest[HEADER_LEN..size];
         rest = &rest[size..];

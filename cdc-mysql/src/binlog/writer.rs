@@ -145,7 +145,13 @@ impl BinlogWriter {
     }
 
     /// A table map with full optional metadata (names, signedness, primary key).
-    pub fn table_map(&mut self, table_id: u64, schema: &str, table: &str, columns: &[FixtureColumn]) {
+    pub fn table_map(
+        &mut self,
+        table_id: u64,
+        schema: &str,
+        table: &str,
+        columns: &[FixtureColumn],
+    ) {
         let mut b = table_id.to_le_bytes()[..6].to_vec();
         b.extend_from_slice(&1u16.to_le_bytes());
         for name in [schema, table] {
@@ -220,7 +226,11 @@ impl BinlogWriter {
     pub fn transaction_payload(&mut self, inner: &[u8]) {
         let compressed = zstd::bulk::compress(inner, 3).unwrap_or_default();
         let mut b = Vec::new();
-        for (field, value) in [(2u64, 0u64), (3, inner.len() as u64), (1, compressed.len() as u64)] {
+        for (field, value) in [
+            (2u64, 0u64),
+            (3, inner.len() as u64),
+            (1, compressed.len() as u64),
+        ] {
             lenenc(&mut b, field);
             let mut v = Vec::new();
             lenenc(&mut v, value);

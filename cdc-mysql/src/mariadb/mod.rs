@@ -47,7 +47,9 @@ pub fn parse_gtid_list(data: &[u8]) -> Decoded<Vec<MariaGtid>> {
     // The top 4 bits are flags; the count is the low 28 bits.
     let count = (c.u32()? & 0x0fff_ffff) as usize;
     if count.checked_mul(16).is_none_or(|need| need > c.len()) {
-        return Err(DecodeError::new(format!("gtid list of {count} entries exceeds event")));
+        return Err(DecodeError::new(format!(
+            "gtid list of {count} entries exceeds event"
+        )));
     }
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {

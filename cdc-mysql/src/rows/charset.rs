@@ -55,7 +55,7 @@ impl Charset {
             Charset::Utf8 => std::str::from_utf8(bytes).ok().map(str::to_owned),
             Charset::Latin1 => Some(bytes.iter().map(|&b| cp1252(b)).collect()),
             Charset::Utf16Be | Charset::Utf16Le => {
-                if bytes.len() % 2 != 0 {
+                if !bytes.len().is_multiple_of(2) {
                     return None;
                 }
                 let units = bytes.chunks_exact(2).map(|p| {
@@ -65,10 +65,12 @@ impl Charset {
                         u16::from_le_bytes([p[0], p[1]])
                     }
                 });
-                char::decode_utf16(units).collect::<Result<String, _>>().ok()
+                char::decode_utf16(units)
+                    .collect::<Result<String, _>>()
+                    .ok()
             }
             Charset::Utf32 => {
-                if bytes.len() % 4 != 0 {
+                if !bytes.len().is_multiple_of(4) {
                     return None;
                 }
                 bytes

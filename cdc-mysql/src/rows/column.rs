@@ -47,19 +47,35 @@ fn mb_max_len(charset_name: &str) -> u32 {
 
 /// Builds the schema column and the codec of table-map column `i`.
 pub fn build(i: usize, m: &MapColumn, hint: Option<TypeHint>) -> Decoded<(Column, ColumnCodec)> {
-    let (charset, cs_name) = m.collation.map_or((Charset::Utf8, "utf8mb4"), Charset::of_collation);
+    let (charset, cs_name) = m
+        .collation
+        .map_or((Charset::Utf8, "utf8mb4"), Charset::of_collation);
     let unsigned_suffix = if m.unsigned { " unsigned" } else { "" };
     let int = |bits: u8, name: &str| {
-        (DataType::Int { bits, signed: !m.unsigned }, format!("{name}{unsigned_suffix}"))
+        (
+            DataType::Int {
+                bits,
+                signed: !m.unsigned,
+            },
+            format!("{name}{unsigned_suffix}"),
+        )
     };
     let fsp = |name: &str| {
-        if m.meta == 0 { name.to_owned() } else { format!("{name}({})", m.meta) }
+        if m.meta == 0 {
+            name.to_owned()
+        } else {
+            format!("{name}({})", m.meta)
+        }
     };
     let binary = charset == Charset::Binary;
     let string_len = || -> u32 {
         if m.ty == col::STRING {
             let (b0, b1) = ((m.meta >> 8) as u32, (m.meta & 0xff) as u32);
-            if b0 & 0x30 != 0x30 { b1 | (((b0 & 0x30) ^ 0x30) << 4) } else { b1 }
+            if b0 & 0x30 != 0x30 {
+                b1 | (((b0 & 0x30) ^ 0x30) << 4)
+            } else {
+                b1
+            }
         } else {
             u32::from(m.meta)
         }
@@ -77,7 +93,10 @@ pub fn build(i: usize, m: &MapColumn, hint: Option<TypeHint>) -> Decoded<(Column
             let (p, s) = ((m.meta & 0xff) as u8, (m.meta >> 8) as u8);
             decimal::binary_len(p, s)?;
             (
-                DataType::Decimal { precision: Some(p.into()), scale: Some(s.into()) },
+                DataType::Decimal {
+                    precision: Some(p.into()),
+                    scale: Some(s.into()),
+                },
                 format!("decimal({p},{s}){unsigned_suffix}"),
             )
         }
@@ -85,19 +104,31 @@ pub fn build(i: usize, m: &MapColumn, hint: Option<TypeHint>) -> Decoded<(Column
             let len = u32::from(m.meta >> 8) * 8 + u32::from(m.meta & 0xff);
             (DataType::Bit { len }, format!("bit({len})"))
         }
-        col::YEAR => (DataType::Int { bits: 16, signed: false }, "year".to_owned()),
+        col::YEAR => (
+            DataType::Int {
+                bits: 16,
+                signed: false,
+            },
+            "year".to_owned(),
+        ),
         col::DATE | col::NEWDATE => (DataType::Date, "date".to_owned()),
         col::TIME | col::TIME2 => (DataType::Time, fsp("time")),
         col::DATETIME | col::DATETIME2 => (DataType::Timestamp, fsp("datetime")),
         col::TIMESTAMP | col::TIMESTAMP2 => (DataType::TimestampTz, fsp("timestamp")),
         col::VARCHAR | col::VAR_STRING if binary => (
-            DataType::Bytes { max_len: Some(m.meta.into()), fixed: false },
+            DataType::Bytes {
+                max_len: Some(m.meta.into()),
+                fixed: false,
+            },
             format!("varbinary({})", m.meta),
         ),
         col::VARCHAR | col::VAR_STRING => {
             let chars = u32::from(m.meta) / mb_max_len(cs_name);
             (
-                DataType::Text { max_chars: Some(chars), fixed: false },
+                DataType::Text {
+                    max_chars: Some(chars),
+                    fixed: false,
+                },
                 format!("varchar({chars}) character set {cs_name}"),
             )
         }
@@ -105,17 +136,30 @@ pub fn build(i: usize, m: &MapColumn, hint: Option<TypeHint>) -> Decoded<(Column
             let len = string_len();
             match hint {
                 Some(TypeHint::Uuid) if len == 16 && binary => (DataType::Uuid, "uuid".to_owned()),
-                Some(TypeHint::Inet6) if len == 16 && binary => (DataType::Other, "inet6".to_owned()),
-                Some(TypeHint::Inet4) if len == 4 && binary => (DataType::Other, "inet4".to_owned()),
+                Some(TypeHint::Inet6) if len == 16 && binary => {
+                    (DataType::Other, "inet6".to_owned())
+                }
+                Some(TypeHint::Inet4) if len == 4 && binary => {
+                    (DataType::Other, "inet4".to_owned())
+                }
                 _ if binary => {
                     hint = None;
-                    (DataType::Bytes { max_len: Some(len), fixed: true }, format!("binary({len})"))
+                    (
+                        DataType::Bytes {
+                            max_len: Some(len),
+                            fixed: true,
+                        },
+                        format!("binary({len})"),
+                    )
                 }
                 _ => {
                     hint = None;
                     let chars = len / mb_max_len(cs_name);
                     (
-                        DataType::Text { max_chars: Some(chars), fixed: true },
+                        DataType::Text {
+                            max_chars: Some(chars),
+                            fixed: true,
+                        },
                         format!("char({chars}) character set {cs_name}"),
                     )
                 }
@@ -135,23 +179,45 @@ pub fn build(i: usize, m: &MapColumn, hint: Option<TypeHint>) -> Decoded<(Column
                 (DataType::Json, "json".to_owned())
             } else if binary {
                 hint = None;
-                (DataType::Bytes { max_len: Some(max), fixed: false }, format!("{size}blob"))
+                (
+                    DataType::Bytes {
+                        max_len: Some(max),
+                        fixed: false,
+                    },
+                    format!("{size}blob"),
+                )
             } else {
                 hint = None;
                 (
-                    DataType::Text { max_chars: Some(max / mb_max_len(cs_name)), fixed: false },
+                    DataType::Text {
+                        max_chars: Some(max / mb_max_len(cs_name)),
+                        fixed: false,
+                    },
                     format!("{size}text character set {cs_name}"),
                 )
             }
         }
         col::JSON => (DataType::Json, "json".to_owned()),
         col::GEOMETRY => (DataType::Geometry, "geometry".to_owned()),
-        col::ENUM => (DataType::Enum { labels: m.labels.clone() }, "enum".to_owned()),
-        col::SET => (DataType::Set { labels: m.labels.clone() }, "set".to_owned()),
+        col::ENUM => (
+            DataType::Enum {
+                labels: m.labels.clone(),
+            },
+            "enum".to_owned(),
+        ),
+        col::SET => (
+            DataType::Set {
+                labels: m.labels.clone(),
+            },
+            "set".to_owned(),
+        ),
         col::NULL => (DataType::Other, "null".to_owned()),
         other => return Err(DecodeError::new(format!("unsupported column type {other}"))),
     };
-    if !matches!(m.ty, col::STRING | col::BLOB | col::TINY_BLOB | col::MEDIUM_BLOB | col::LONG_BLOB) {
+    if !matches!(
+        m.ty,
+        col::STRING | col::BLOB | col::TINY_BLOB | col::MEDIUM_BLOB | col::LONG_BLOB
+    ) {
         hint = None;
     }
     let column = Column {
@@ -223,13 +289,25 @@ impl ColumnCodec {
                 s => Value::TimestampTz(i64::from(s) * 1_000_000),
             },
             col::VARCHAR | col::VAR_STRING => {
-                let n = if self.meta < 256 { c.uint_le(1)? } else { c.uint_le(2)? };
+                let n = if self.meta < 256 {
+                    c.uint_le(1)?
+                } else {
+                    c.uint_le(2)?
+                };
                 self.text_or_bytes(c.take(n as usize)?)
             }
             col::STRING => {
                 let (b0, b1) = ((self.meta >> 8) as usize, (self.meta & 0xff) as usize);
-                let max = if b0 & 0x30 != 0x30 { b1 | (((b0 & 0x30) ^ 0x30) << 4) } else { b1 };
-                let n = if max < 256 { c.uint_le(1)? } else { c.uint_le(2)? };
+                let max = if b0 & 0x30 != 0x30 {
+                    b1 | (((b0 & 0x30) ^ 0x30) << 4)
+                } else {
+                    b1
+                };
+                let n = if max < 256 {
+                    c.uint_le(1)?
+                } else {
+                    c.uint_le(2)?
+                };
                 let bytes = c.take(n as usize)?;
                 match self.hint {
                     Some(TypeHint::Uuid) => Value::Uuid(mariadb_uuid(bytes)?),
@@ -246,7 +324,8 @@ impl ColumnCodec {
             }
             col::BLOB | col::TINY_BLOB | col::MEDIUM_BLOB | col::LONG_BLOB => {
                 let n = c.uint_le(usize::from(self.meta).clamp(1, 4))?;
-                let bytes = c.take(usize::try_from(n).map_err(|_| DecodeError::new("blob too long"))?)?;
+                let bytes =
+                    c.take(usize::try_from(n).map_err(|_| DecodeError::new("blob too long"))?)?;
                 match self.hint {
                     Some(TypeHint::Json) => match self.text_or_bytes(bytes) {
                         Value::Text(t) => Value::Json(t),
@@ -263,7 +342,12 @@ impl ColumnCodec {
                 let n = c.uint_le(usize::from(self.meta).clamp(1, 4))? as usize;
                 let bytes = c.take(n)?;
                 // MySQL stores a 4-byte SRID before the WKB.
-                Value::Bytes(bytes.get(4..).ok_or_else(|| DecodeError::new("geometry too short"))?.to_vec())
+                Value::Bytes(
+                    bytes
+                        .get(4..)
+                        .ok_or_else(|| DecodeError::new("geometry too short"))?
+                        .to_vec(),
+                )
             }
             col::ENUM => {
                 let i = c.uint_le(usize::from(self.meta).clamp(1, 2))? as usize;

@@ -7,7 +7,9 @@ const DIG_TO_BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
 /// Bytes a DECIMAL(precision, scale) takes in a row image.
 pub fn binary_len(precision: u8, scale: u8) -> Decoded<usize> {
     if precision == 0 || precision > 65 || scale > 30 || scale > precision {
-        return Err(DecodeError::new(format!("invalid decimal({precision},{scale})")));
+        return Err(DecodeError::new(format!(
+            "invalid decimal({precision},{scale})"
+        )));
     }
     let (p, s) = (usize::from(precision), usize::from(scale));
     let intg = p - s;
@@ -53,7 +55,11 @@ pub fn read(c: &mut Cursor<'_>, precision: u8, scale: u8) -> Decoded<String> {
     group(&mut b, s % 9, &mut frac_part)?;
 
     let int_trimmed = int_part.trim_start_matches('0');
-    let int_text = if int_trimmed.is_empty() { "0" } else { int_trimmed };
+    let int_text = if int_trimmed.is_empty() {
+        "0"
+    } else {
+        int_trimmed
+    };
     let is_zero = int_trimmed.is_empty() && frac_part.bytes().all(|d| d == b'0');
     let mut out = String::with_capacity(int_text.len() + frac_part.len() + 2);
     if negative && !is_zero {
@@ -132,7 +138,10 @@ mod tests {
     fn the_mysql_manual_example_decodes() {
         // 1234567890.1234 as DECIMAL(14,4) from the MySQL source comments.
         let bytes = [0x81, 0x0D, 0xFB, 0x38, 0xD2, 0x04, 0xD2];
-        assert_eq!(read(&mut Cursor::new(&bytes), 14, 4).unwrap(), "1234567890.1234");
+        assert_eq!(
+            read(&mut Cursor::new(&bytes), 14, 4).unwrap(),
+            "1234567890.1234"
+        );
     }
 
     #[test]

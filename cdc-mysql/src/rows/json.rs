@@ -90,7 +90,13 @@ fn read_varlen(c: &mut Cursor<'_>) -> Decoded<usize> {
     Err(err("variable length over 5 bytes"))
 }
 
-fn write_container(buf: &[u8], large: bool, object: bool, depth: usize, out: &mut String) -> Decoded<()> {
+fn write_container(
+    buf: &[u8],
+    large: bool,
+    object: bool,
+    depth: usize,
+    out: &mut String,
+) -> Decoded<()> {
     let w = if large { 4 } else { 2 };
     let mut c = Cursor::new(buf);
     let count = c.uint_le(w)? as usize;
@@ -179,7 +185,11 @@ fn packed_datetime(packed: i64, date_only: bool) -> String {
         return date;
     }
     let time = format!("{:02}:{:02}:{:02}", hms >> 12, (hms >> 6) & 63, hms & 63);
-    if us == 0 { format!("{date} {time}") } else { format!("{date} {time}.{us:06}") }
+    if us == 0 {
+        format!("{date} {time}")
+    } else {
+        format!("{date} {time}.{us:06}")
+    }
 }
 
 fn packed_time(packed: i64) -> String {
@@ -187,7 +197,12 @@ fn packed_time(packed: i64) -> String {
     let abs = packed.unsigned_abs();
     let hms = abs >> 24;
     let us = abs & 0xff_ffff;
-    let t = format!("{sign}{:02}:{:02}:{:02}", (hms >> 12) & 0x3ff, (hms >> 6) & 0x3f, hms & 0x3f);
+    let t = format!(
+        "{sign}{:02}:{:02}:{:02}",
+        (hms >> 12) & 0x3ff,
+        (hms >> 6) & 0x3f,
+        hms & 0x3f
+    );
     if us == 0 { t } else { format!("{t}.{us:06}") }
 }
 
@@ -195,7 +210,11 @@ fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -247,15 +247,25 @@ impl TableMap {
     }
 
     fn apply_signedness(&mut self, bitmap: &[u8]) {
-        let mut n = 0usize;
-        for column in self.columns.iter_mut().filter(|c| is_numeric(c.ty)) {
+        for (n, column) in self
+            .columns
+            .iter_mut()
+            .filter(|c| is_numeric(c.ty))
+            .enumerate()
+        {
             // Most significant bit first.
-            column.unsigned = bitmap.get(n / 8).is_some_and(|b| b & (0x80 >> (n % 8)) != 0);
-            n += 1;
+            column.unsigned = bitmap
+                .get(n / 8)
+                .is_some_and(|b| b & (0x80 >> (n % 8)) != 0);
         }
     }
 
-    fn apply_default_charset(&mut self, default: u64, overrides: &[(u64, u64)], pick: fn(u8) -> bool) {
+    fn apply_default_charset(
+        &mut self,
+        default: u64,
+        overrides: &[(u64, u64)],
+        pick: fn(u8) -> bool,
+    ) {
         for (n, column) in self.columns.iter_mut().filter(|c| pick(c.ty)).enumerate() {
             let id = overrides
                 .iter()

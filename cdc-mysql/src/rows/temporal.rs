@@ -30,7 +30,11 @@ fn frac_micros(c: &mut Cursor<'_>, fsp: u8) -> Decoded<i64> {
         1 | 2 => c.uint_be(1)? as i64 * 10_000,
         3 | 4 => c.uint_be(2)? as i64 * 100,
         5 | 6 => c.uint_be(3)? as i64,
-        _ => return Err(DecodeError::new(format!("fractional precision {fsp} over 6"))),
+        _ => {
+            return Err(DecodeError::new(format!(
+                "fractional precision {fsp} over 6"
+            )));
+        }
     })
 }
 
@@ -52,17 +56,26 @@ pub fn read_datetime2(c: &mut Cursor<'_>, fsp: u8) -> Decoded<Option<i64>> {
     let hms = int & 0x1ffff;
     let (y, m, d) = ((ym / 13) as u32, (ym % 13) as u32, (ymd & 31) as u32);
     let (h, mi, s) = (hms >> 12, (hms >> 6) & 63, hms & 63);
-    Ok(date_days(y, m, d).map(|days| {
-        ((days * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000) + frac
-    }))
+    Ok(
+        date_days(y, m, d)
+            .map(|days| ((days * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000) + frac),
+    )
 }
 
 /// Old `DATETIME` (8 bytes, `YYYYMMDDhhmmss` as a number).
 pub fn read_datetime(c: &mut Cursor<'_>) -> Decoded<Option<i64>> {
     let v = c.u64()?;
     let (date, time) = (v / 1_000_000, v % 1_000_000);
-    let (y, m, d) = ((date / 10_000) as u32, ((date / 100) % 100) as u32, (date % 100) as u32);
-    let (h, mi, s) = ((time / 10_000) as i64, ((time / 100) % 100) as i64, (time % 100) as i64);
+    let (y, m, d) = (
+        (date / 10_000) as u32,
+        ((date / 100) % 100) as u32,
+        (date % 100) as u32,
+    );
+    let (h, mi, s) = (
+        (time / 10_000) as i64,
+        ((time / 100) % 100) as i64,
+        (time % 100) as i64,
+    );
     Ok(date_days(y, m, d).map(|days| (days * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000))
 }
 
@@ -96,7 +109,11 @@ pub fn read_time2(c: &mut Cursor<'_>, fsp: u8) -> Decoded<i64> {
             (int << 24) + frac * 100
         }
         5 | 6 => c.uint_be(6)? as i64 - 0x8000_0000_0000,
-        _ => return Err(DecodeError::new(format!("fractional precision {fsp} over 6"))),
+        _ => {
+            return Err(DecodeError::new(format!(
+                "fractional precision {fsp} over 6"
+            )));
+        }
     };
     let negative = packed < 0;
     let abs = packed.unsigned_abs();
@@ -111,7 +128,11 @@ pub fn read_time2(c: &mut Cursor<'_>, fsp: u8) -> Decoded<i64> {
 pub fn read_time(c: &mut Cursor<'_>) -> Decoded<i64> {
     let raw = c.uint_le(3)? as i64;
     // Sign-extend the 24-bit value.
-    let v = if raw & 0x80_0000 != 0 { raw - 0x100_0000 } else { raw };
+    let v = if raw & 0x80_0000 != 0 {
+        raw - 0x100_0000
+    } else {
+        raw
+    };
     let a = v.abs();
     let total = ((a / 10_000) * 3600 + ((a / 100) % 100) * 60 + a % 100) * 1_000_000;
     Ok(if v < 0 { -total } else { total })
@@ -164,8 +185,16 @@ mod tests {
                 3 | 4 => 123_400,
                 _ => 123_456,
             };
-            assert_eq!(time2(t(838, 59, 59, us), fsp), t(838, 59, 59, us), "fsp {fsp}");
-            assert_eq!(time2(-t(838, 59, 59, us), fsp), -t(838, 59, 59, us), "fsp {fsp}");
+            assert_eq!(
+                time2(t(838, 59, 59, us), fsp),
+                t(838, 59, 59, us),
+                "fsp {fsp}"
+            );
+            assert_eq!(
+                time2(-t(838, 59, 59, us), fsp),
+                -t(838, 59, 59, us),
+                "fsp {fsp}"
+            );
             assert_eq!(time2(-t(0, 0, 1, us), fsp), -t(0, 0, 1, us), "fsp {fsp}");
             assert_eq!(time2(0, fsp), 0);
         }

@@ -35,7 +35,16 @@ fn labels(column_type: &str) -> Vec<String> {
     out
 }
 
-type CatalogRow = (String, String, String, String, Option<u64>, Option<u64>, Option<u64>, Option<String>);
+type CatalogRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<u64>,
+    Option<u64>,
+    Option<u64>,
+    Option<String>,
+);
 
 /// Reads a table's schema; `None` when the table does not exist.
 pub async fn table_schema(conn: &mut Conn, table: &TableName) -> Result<Option<TableSchema>> {
@@ -56,10 +65,15 @@ pub async fn table_schema(conn: &mut Conn, table: &TableName) -> Result<Option<T
     let mut columns = Vec::with_capacity(rows.len());
     for (name, data_type, column_type, nullable, precision, scale, max_len, charset) in rows {
         let unsigned = column_type.contains("unsigned");
-        let int = |bits| DataType::Int { bits, signed: !unsigned };
+        let int = |bits| DataType::Int {
+            bits,
+            signed: !unsigned,
+        };
         let max = max_len.map(|m| m.min(u64::from(u32::MAX)) as u32);
         let binary = charset.is_none();
-        let is_json = hints.iter().any(|(n, h)| n == &name && *h == crate::rows::column::TypeHint::Json);
+        let is_json = hints
+            .iter()
+            .any(|(n, h)| n == &name && *h == crate::rows::column::TypeHint::Json);
         let dt = match data_type.as_str() {
             "tinyint" => int(8),
             "smallint" => int(16),
@@ -72,8 +86,13 @@ pub async fn table_schema(conn: &mut Conn, table: &TableName) -> Result<Option<T
             },
             "float" => DataType::Float32,
             "double" | "real" => DataType::Float64,
-            "bit" => DataType::Bit { len: precision.unwrap_or(1) as u32 },
-            "year" => DataType::Int { bits: 16, signed: false },
+            "bit" => DataType::Bit {
+                len: precision.unwrap_or(1) as u32,
+            },
+            "year" => DataType::Int {
+                bits: 16,
+                signed: false,
+            },
             "date" => DataType::Date,
             "time" => DataType::Time,
             "datetime" => DataType::Timestamp,
@@ -81,14 +100,22 @@ pub async fn table_schema(conn: &mut Conn, table: &TableName) -> Result<Option<T
             "json" => DataType::Json,
             _ if is_json => DataType::Json,
             "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" if !binary => {
-                DataType::Text { max_chars: max, fixed: data_type == "char" }
+                DataType::Text {
+                    max_chars: max,
+                    fixed: data_type == "char",
+                }
             }
             "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "char"
-            | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
-                DataType::Bytes { max_len: max, fixed: data_type == "binary" }
-            }
-            "enum" => DataType::Enum { labels: labels(&column_type) },
-            "set" => DataType::Set { labels: labels(&column_type) },
+            | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => DataType::Bytes {
+                max_len: max,
+                fixed: data_type == "binary",
+            },
+            "enum" => DataType::Enum {
+                labels: labels(&column_type),
+            },
+            "set" => DataType::Set {
+                labels: labels(&column_type),
+            },
             "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
             | "multipolygon" | "geometrycollection" | "geomcollection" => DataType::Geometry,
             "uuid" => DataType::Uuid,
@@ -113,7 +140,11 @@ pub async fn table_schema(conn: &mut Conn, table: &TableName) -> Result<Option<T
         .iter()
         .filter_map(|k| columns.iter().position(|c| &c.name == k).map(|i| i as u32))
         .collect();
-    Ok(Some(TableSchema { table: table.clone(), columns, primary_key }))
+    Ok(Some(TableSchema {
+        table: table.clone(),
+        columns,
+        primary_key,
+    }))
 }
 
 #[cfg(test)]

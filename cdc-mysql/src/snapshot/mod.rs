@@ -61,7 +61,10 @@ async fn read_chunk(
     if schema.primary_key.is_empty() {
         return Err(Error::Config {
             field: "tables",
-            reason: format!("{} has no primary key; chunked reads need one", schema.table),
+            reason: format!(
+                "{} has no primary key; chunked reads need one",
+                schema.table
+            ),
         });
     }
     let select: Vec<String> = schema.columns.iter().map(value::select_expr).collect();
@@ -135,24 +138,47 @@ impl Snapshot {
                 .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
                 .await
                 .map_err(|e| Error::mysql("reading binlog_snapshot_file/position", e))?;
-            let get = |name: &str| status.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+            let get = |name: &str| {
+                status
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            };
             let file = get("binlog_snapshot_file").unwrap_or_default();
-            let pos: u64 = get("binlog_snapshot_position").and_then(|p| p.parse().ok()).unwrap_or(4);
+            let pos: u64 = get("binlog_snapshot_position")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(4);
             let gtid: Option<String> = conn
                 .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))
                 .await
                 .map_err(|e| Error::mysql("reading the snapshot's GTID position", e))?;
-            SourcePosition::MySql { file, pos, gtid: gtid.filter(|g| !g.is_empty()) }
+            SourcePosition::MySql {
+                file,
+                pos,
+                gtid: gtid.filter(|g| !g.is_empty()),
+            }
         } else {
             let local: Option<String> = conn
                 .query_first("SELECT CAST(LOCAL AS CHAR) FROM performance_schema.log_status")
                 .await
-                .map_err(|e| Error::mysql("reading performance_schema.log_status (needs BACKUP_ADMIN)", e))?;
-            let v: serde_json::Value = serde_json::from_str(&local.unwrap_or_default()).unwrap_or_default();
+                .map_err(|e| {
+                    Error::mysql(
+                        "reading performance_schema.log_status (needs BACKUP_ADMIN)",
+                        e,
+                    )
+                })?;
+            let v: serde_json::Value =
+                serde_json::from_str(&local.unwrap_or_default()).unwrap_or_default();
             let file = v["binary_log_file"].as_str().unwrap_or_default().to_owned();
             let pos = v["binary_log_position"].as_u64().unwrap_or(4);
-            let gtid = v["gtid_executed"].as_str().map(|g| g.split_whitespace().collect::<String>());
-            SourcePosition::MySql { file, pos, gtid: gtid.filter(|g| !g.is_empty()) }
+            let gtid = v["gtid_executed"]
+                .as_str()
+                .map(|g| g.split_whitespace().collect::<String>());
+            SourcePosition::MySql {
+                file,
+                pos,
+                gtid: gtid.filter(|g| !g.is_empty()),
+            }
         };
         Ok(Snapshot { conn, position })
     }
@@ -166,11 +192,19 @@ impl Snapshot {
     pub async fn schema(&mut self, table: &TableName) -> Result<TableSchema> {
         table_schema(&mut self.conn, table)
             .await?
-            .ok_or_else(|| Error::Config { field: "tables", reason: format!("table {table} does not exist") })
+            .ok_or_else(|| Error::Config {
+                field: "tables",
+                reason: format!("table {table} does not exist"),
+            })
     }
 
     /// The next chunk of up to `limit` rows after `after`.
-    pub async fn chunk(&mut self, schema: &TableSchema, after: Option<&ChunkKey>, limit: usize) -> Result<Chunk> {
+    pub async fn chunk(
+        &mut self,
+        schema: &TableSchema,
+        after: Option<&ChunkKey>,
+        limit: usize,
+    ) -> Result<Chunk> {
         read_chunk(&mut self.conn, schema, after, limit.max(1), &self.position).await
     }
 
@@ -213,7 +247,10 @@ impl ChunkReader {
     pub async fn schema(&mut self, table: &TableName) -> Result<TableSchema> {
         table_schema(&mut self.conn, table)
             .await?
-            .ok_or_else(|| Error::Config { field: "tables", reason: format!("table {table} does not exist") })
+            .ok_or_else(|| Error::Config {
+                field: "tables",
+                reason: format!("table {table} does not exist"),
+            })
     }
 
     async fn position(&mut self) -> Result<SourcePosition> {
@@ -222,10 +259,16 @@ impl ChunkReader {
     }
 
     /// Reads the chunk after `after` between two position reads.
-    pub async fn chunk(&mut self, schema: &TableSchema, after: Option<&ChunkKey>, limit: usize) -> Result<BackfillChunk> {
+    pub async fn chunk(
+        &mut self,
+        schema: &TableSchema,
+        after: Option<&ChunkKey>,
+        limit: usize,
+    ) -> Result<BackfillChunk> {
         let low = self.position().await?;
         let placeholder = SourcePosition::None;
-        let mut chunk = read_chunk(&mut self.conn, schema, after, limit.max(1), &placeholder).await?;
+        let mut chunk =
+            read_chunk(&mut self.conn, schema, after, limit.max(1), &placeholder).await?;
         let high = self.position().await?;
         for r in &mut chunk.records {
             if let Record::Change(c) = r {

@@ -12,7 +12,11 @@ pub fn select_expr(c: &Column) -> String {
     match (&c.data_type, c.source_type.as_str()) {
         (DataType::Geometry, _) => format!("ST_AsBinary({q})"),
         (DataType::Bit { len }, _) if *len <= 64 => format!("CAST({q} AS UNSIGNED)"),
-        (DataType::Uuid, _) | (DataType::Other, _) | (DataType::Json, _) | (DataType::Set { .. }, _) | (DataType::Enum { .. }, _) => {
+        (DataType::Uuid, _)
+        | (DataType::Other, _)
+        | (DataType::Json, _)
+        | (DataType::Set { .. }, _)
+        | (DataType::Enum { .. }, _) => {
             format!("CAST({q} AS CHAR)")
         }
         _ => q,
@@ -46,28 +50,44 @@ pub fn convert(c: &Column, v: My) -> Value {
         (DataType::Date, My::Date(y, m, d, ..)) if m > 0 && d > 0 => {
             Value::Date(days_from_civil(i64::from(y), u32::from(m), u32::from(d)) as i32)
         }
-        (DataType::Timestamp | DataType::TimestampTz, My::Date(y, m, d, h, mi, s, us)) if m > 0 && d > 0 => {
+        (DataType::Timestamp | DataType::TimestampTz, My::Date(y, m, d, h, mi, s, us))
+            if m > 0 && d > 0 =>
+        {
             let days = days_from_civil(i64::from(y), u32::from(m), u32::from(d));
-            let micros = (days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s)) * 1_000_000
+            let micros = (days * 86_400 + i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s))
+                * 1_000_000
                 + i64::from(us);
-            if matches!(c.data_type, DataType::Timestamp) { Value::Timestamp(micros) } else { Value::TimestampTz(micros) }
+            if matches!(c.data_type, DataType::Timestamp) {
+                Value::Timestamp(micros)
+            } else {
+                Value::TimestampTz(micros)
+            }
         }
         (DataType::Date | DataType::Timestamp | DataType::TimestampTz, My::Date(..)) => Value::Null,
         (DataType::Time, My::Time(neg, days, h, m, s, us)) => {
-            let t = ((i64::from(days) * 24 + i64::from(h)) * 3600 + i64::from(m) * 60 + i64::from(s)) * 1_000_000
-                + i64::from(us);
+            let t =
+                ((i64::from(days) * 24 + i64::from(h)) * 3600 + i64::from(m) * 60 + i64::from(s))
+                    * 1_000_000
+                    + i64::from(us);
             Value::Time(if neg { -t } else { t })
         }
         (DataType::Int { .. }, My::Bytes(b)) => {
             let t = text(b);
-            t.parse::<i64>().map(Value::Int).or_else(|_| t.parse::<u64>().map(Value::UInt)).unwrap_or(Value::Text(t))
+            t.parse::<i64>()
+                .map(Value::Int)
+                .or_else(|_| t.parse::<u64>().map(Value::UInt))
+                .unwrap_or(Value::Text(t))
         }
         (DataType::Text { .. }, My::Bytes(b)) => Value::Text(text(b)),
         (DataType::Json, My::Bytes(b)) => Value::Json(text(b)),
         (DataType::Enum { .. }, My::Bytes(b)) => Value::Enum(text(b)),
         (DataType::Set { .. }, My::Bytes(b)) => {
             let t = text(b);
-            Value::Set(if t.is_empty() { Vec::new() } else { t.split(',').map(str::to_owned).collect() })
+            Value::Set(if t.is_empty() {
+                Vec::new()
+            } else {
+                t.split(',').map(str::to_owned).collect()
+            })
         }
         (DataType::Uuid, My::Bytes(b)) => {
             let t = text(b);

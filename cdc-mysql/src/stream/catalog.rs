@@ -8,7 +8,11 @@ use crate::error::{Error, Result};
 use crate::rows::column::TypeHint;
 
 /// Type hints of one table's columns.
-pub async fn type_hints(conn: &mut Conn, schema: &str, table: &str) -> Result<Vec<(String, TypeHint)>> {
+pub async fn type_hints(
+    conn: &mut Conn,
+    schema: &str,
+    table: &str,
+) -> Result<Vec<(String, TypeHint)>> {
     let columns: Vec<(String, String)> = conn
         .exec(
             "SELECT COLUMN_NAME, LOWER(COLUMN_TYPE) FROM information_schema.COLUMNS \

@@ -41,7 +41,10 @@ pub async fn connect(config: &MySqlConfig) -> Result<Conn> {
 }
 
 /// The server's current binlog file, position and GTID state.
-pub async fn current_position(conn: &mut Conn, is_mariadb: bool) -> Result<(String, u64, Option<String>)> {
+pub async fn current_position(
+    conn: &mut Conn,
+    is_mariadb: bool,
+) -> Result<(String, u64, Option<String>)> {
     let row: Option<mysql_async::Row> = conn
         .query_first("SHOW MASTER STATUS")
         .await
@@ -60,7 +63,9 @@ pub async fn current_position(conn: &mut Conn, is_mariadb: bool) -> Result<(Stri
             .map_err(|e| Error::mysql("reading gtid_binlog_pos", e))?;
         g
     } else {
-        row.get_opt::<String, _>(4).and_then(Result::ok).filter(|s| !s.is_empty())
+        row.get_opt::<String, _>(4)
+            .and_then(Result::ok)
+            .filter(|s| !s.is_empty())
     };
     Ok((file, pos, gtid.map(|g| g.split_whitespace().collect())))
 }
@@ -106,7 +111,8 @@ pub async fn open(
             conn.query_drop("SET @slave_gtid_strict_mode = 1")
                 .await
                 .map_err(|e| Error::mysql("setting slave_gtid_strict_mode", e))?;
-            conn.get_binlog_stream(request.with_filename(b"").with_pos(4u64)).await
+            conn.get_binlog_stream(request.with_filename(b"").with_pos(4u64))
+                .await
         }
         StreamStart::MySqlGtid(set) => {
             let sids: Vec<mysql_async::Sid<'static>> = set
@@ -119,7 +125,11 @@ pub async fn open(
                     sid
                 })
                 .collect();
-            let request = request.with_gtid().with_gtid_set(sids).with_filename(b"").with_pos(4u64);
+            let request = request
+                .with_gtid()
+                .with_gtid_set(sids)
+                .with_filename(b"")
+                .with_pos(4u64);
             conn.get_binlog_stream(request).await
         }
     };
@@ -140,7 +150,10 @@ pub fn map_stream_error(e: mysql_async::Error, start: &StreamStart, server_id: u
                 StreamStart::MariaGtid(g) => format!("holding GTID {g}"),
                 StreamStart::MySqlGtid(g) => format!("holding GTID {g}"),
             };
-            return Error::NeedsBackfill { file, detail: s.message.clone() };
+            return Error::NeedsBackfill {
+                file,
+                detail: s.message.clone(),
+            };
         }
         if msg.contains("same server_uuid/server_id") || msg.contains("same server_id") {
             return Error::ServerIdClash { server_id };

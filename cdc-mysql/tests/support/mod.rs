@@ -15,7 +15,12 @@ pub fn mariadb() -> MariaDb {
 
 /// A source config for `tables` of database `test`.
 pub fn config(db: &MariaDb, tables: &[&str]) -> MySqlConfig {
-    let mut cfg = MySqlConfig::new(db.host(), db.port(), db.user(), Password::new(db.password()));
+    let mut cfg = MySqlConfig::new(
+        db.host(),
+        db.port(),
+        db.user(),
+        Password::new(db.password()),
+    );
     cfg.tables = tables.iter().map(|t| TableName::new("test", *t)).collect();
     cfg.heartbeat = Duration::from_millis(500);
     cfg
@@ -40,13 +45,21 @@ pub async fn transactions(src: &mut MySqlSource, n: usize) -> Vec<SourceBatch> {
     out
 }
 
-/// The row changes of some batches as (table, kind, before, after).
-pub fn changes(batches: &[SourceBatch]) -> Vec<(String, ChangeKind, Option<Vec<Value>>, Option<Vec<Value>>)> {
+/// One row change as (table name, kind, before, after).
+pub type RowChange = (String, ChangeKind, Option<Vec<Value>>, Option<Vec<Value>>);
+
+/// The row changes of some batches.
+pub fn changes(batches: &[SourceBatch]) -> Vec<RowChange> {
     batches
         .iter()
         .flat_map(|b| b.records.iter())
         .filter_map(|r| match r {
-            Record::Change(c) => Some((c.table.name.clone(), c.kind, c.before.clone(), c.after.clone())),
+            Record::Change(c) => Some((
+                c.table.name.clone(),
+                c.kind,
+                c.before.clone(),
+                c.after.clone(),
+            )),
             _ => None,
         })
         .collect()
@@ -54,5 +67,6 @@ pub fn changes(batches: &[SourceBatch]) -> Vec<(String, ChangeKind, Option<Vec<V
 
 /// Runs SQL as root, panicking with the output on failure.
 pub fn sql(db: &MariaDb, statement: &str) -> String {
-    db.sql(&format!("SET NAMES utf8mb4; {statement}")).unwrap_or_else(|e| panic!("sql failed: {e}"))
+    db.sql(&format!("SET NAMES utf8mb4; {statement}"))
+        .unwrap_or_else(|e| panic!("sql failed: {e}"))
 }

@@ -450,7 +450,10 @@ mod tests {
         b.extend(1i16.to_be_bytes());
         b.push(b't');
         b.extend((-5i32).to_be_bytes());
-        assert!(matches!(decode(&b), Err(DecodeError::NegativeLength { .. })));
+        assert!(matches!(
+            decode(&b),
+            Err(DecodeError::NegativeLength { .. })
+        ));
         assert!(matches!(decode(b"Z"), Err(DecodeError::UnknownTag { .. })));
         assert_eq!(decode(b""), Err(DecodeError::Empty));
     }
@@ -465,7 +468,11 @@ mod tests {
         b.extend(0i16.to_be_bytes());
         assert!(matches!(
             decode(&b).unwrap(),
-            PgOutputMessage::Update { old: Some(_), key: None, .. }
+            PgOutputMessage::Update {
+                old: Some(_),
+                key: None,
+                ..
+            }
         ));
         let mut c = vec![b'C', 0];
         c.extend(10u64.to_be_bytes());

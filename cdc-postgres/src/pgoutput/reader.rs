@@ -23,7 +23,11 @@ impl<'a> ByteReader<'a> {
         self.buf.len() - self.pos
     }
 
-    pub(crate) fn bytes(&mut self, len: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes(
+        &mut self,
+        len: usize,
+        what: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
         let end = self
             .pos
             .checked_add(len)

@@ -82,8 +82,9 @@ impl ReplicationConnection {
                     }
                     if !scram {
                         return Err(Error::Auth {
-                            reason: "the server offers no SASL mechanism we support (SCRAM-SHA-256)"
-                                .into(),
+                            reason:
+                                "the server offers no SASL mechanism we support (SCRAM-SHA-256)"
+                                    .into(),
                         });
                     }
                     self.scram(password()?).await?;

@@ -26,7 +26,9 @@ pub(crate) fn split_frame(buf: &mut BytesMut) -> Result<Option<Frame>> {
     let tag = buf[0];
     let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
     if !(4..=MAX_FRAME).contains(&len) {
-        return Err(Error::protocol(format!("message length {len} out of range")));
+        return Err(Error::protocol(format!(
+            "message length {len} out of range"
+        )));
     }
     if buf.len() < len + 1 {
         buf.reserve(len + 1 - buf.len());
@@ -73,10 +75,7 @@ pub(crate) fn parse_copy_data(mut body: Bytes) -> Result<CopyMessage> {
             let start = body.get_u64();
             let _wal_end = body.get_u64();
             let _send_time = body.get_i64();
-            Ok(CopyMessage::XLogData {
-                start,
-                data: body,
-            })
+            Ok(CopyMessage::XLogData { start, data: body })
         }
         b'k' => {
             if body.len() < 17 {
@@ -135,7 +134,10 @@ mod tests {
         k.push(1);
         assert!(matches!(
             parse_copy_data(Bytes::from(k)).unwrap(),
-            CopyMessage::Keepalive { wal_end: 7, reply_requested: true }
+            CopyMessage::Keepalive {
+                wal_end: 7,
+                reply_requested: true
+            }
         ));
         assert!(parse_copy_data(Bytes::from_static(b"w\0\0")).is_err());
         assert!(parse_copy_data(Bytes::new()).is_err());

@@ -102,11 +102,13 @@ impl ChunkReader {
             // Qualified, so ORDER BY and WHERE see the column, not the text output.
             let quoted = format!("src.{}", quote_ident(&name));
             // A cast of bpchar to text trims its padding; I/O conversion keeps it.
-            selects.push(if oid == 1042 {
-                format!("CASE WHEN {quoted} IS NULL THEN NULL ELSE concat({quoted}) END")
-            } else {
-                format!("{quoted}::text")
-            } + &format!(" AS c{i}"));
+            selects.push(
+                if oid == 1042 {
+                    format!("CASE WHEN {quoted} IS NULL THEN NULL ELSE concat({quoted}) END")
+                } else {
+                    format!("{quoted}::text")
+                } + &format!(" AS c{i}"),
+            );
             if pk_position > 0 {
                 pk.push((pk_position, i, type_name.clone()));
             }

@@ -89,9 +89,13 @@ impl InitialSnapshot {
             let Some((reader, after)) = &mut self.current else {
                 match self.tables.pop() {
                     Some(table) => {
-                        let reader =
-                            ChunkReader::new(&self.client, &mut self.catalog, &table, self.chunk_rows)
-                                .await?;
+                        let reader = ChunkReader::new(
+                            &self.client,
+                            &mut self.catalog,
+                            &table,
+                            self.chunk_rows,
+                        )
+                        .await?;
                         records.push(Record::Schema((**reader.schema()).clone()));
                         self.current = Some((reader, None));
                         continue;

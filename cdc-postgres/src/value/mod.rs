@@ -152,9 +152,7 @@ impl ColumnType {
             ColumnType::Enum(labels) => DataType::Enum {
                 labels: labels.clone(),
             },
-            ColumnType::Array(element, _) => {
-                DataType::Array(Box::new(element.data_type(0, -1)))
-            }
+            ColumnType::Array(element, _) => DataType::Array(Box::new(element.data_type(0, -1))),
             ColumnType::Other => DataType::Other,
         }
     }
@@ -245,7 +243,10 @@ mod tests {
     #[test]
     fn scalars_decode_exactly() {
         assert_eq!(decode(16, "t"), Some(Value::Bool(true)));
-        assert_eq!(decode(20, "-9223372036854775808"), Some(Value::Int(i64::MIN)));
+        assert_eq!(
+            decode(20, "-9223372036854775808"),
+            Some(Value::Int(i64::MIN))
+        );
         assert_eq!(
             decode(1700, "-12.3400"),
             Some(Value::Decimal(Decimal::parse("-12.3400").unwrap()))
@@ -255,14 +256,17 @@ mod tests {
             Some(Value::Decimal(Decimal::parse("NaN").unwrap()))
         );
         assert_eq!(decode(701, "0.1"), Some(Value::Double(0.1)));
-        assert_eq!(decode(701, "-Infinity"), Some(Value::Double(f64::NEG_INFINITY)));
+        assert_eq!(
+            decode(701, "-Infinity"),
+            Some(Value::Double(f64::NEG_INFINITY))
+        );
         assert!(matches!(decode(700, "NaN"), Some(Value::Float(f)) if f.is_nan()));
         assert_eq!(decode(17, "\\x00ff"), Some(Value::Bytes(vec![0, 255])));
         assert_eq!(
             decode(2950, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
             Some(Value::Uuid([
-                0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd,
-                0x38, 0x0a, 0x11
+                0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38,
+                0x0a, 0x11
             ]))
         );
     }

@@ -248,10 +248,7 @@ mod tests {
             timestamptz("1970-01-01 05:30:00+05:30"),
             Some(Value::TimestampTz(0))
         );
-        assert_eq!(
-            timestamptz("-infinity"),
-            Some(Value::TimestampTz(i64::MIN))
-        );
+        assert_eq!(timestamptz("-infinity"), Some(Value::TimestampTz(i64::MIN)));
     }
 
     #[test]

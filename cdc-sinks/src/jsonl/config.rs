@@ -54,7 +54,10 @@ impl JsonlConfig {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
         if !ok {
-            return Err(SinkError::config("prefix", "letters, digits, `_`, `-` and `.` only"));
+            return Err(SinkError::config(
+                "prefix",
+                "letters, digits, `_`, `-` and `.` only",
+            ));
         }
         if self.max_file_bytes == 0 {
             return Err(SinkError::config("max_file_bytes", "must be positive"));

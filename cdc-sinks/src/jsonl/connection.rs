@@ -101,7 +101,9 @@ impl Files {
                 ),
             });
         }
-        current.set_len(committed.bytes).map_err(SinkError::io(&path))?;
+        current
+            .set_len(committed.bytes)
+            .map_err(SinkError::io(&path))?;
         current.sync_all().map_err(SinkError::io(&path))?;
         sync_dir(&dir)?;
         Ok(this(current))

@@ -90,8 +90,7 @@ pub(super) async fn apply(
                 apply_net(&mut tx, config, table_of(&current, &schema.table)?, rows).await?
             }
             Step::History { schema, changes } => {
-                insert_history(&mut tx, config, table_of(&current, &schema.table)?, changes)
-                    .await?
+                insert_history(&mut tx, config, table_of(&current, &schema.table)?, changes).await?
             }
             Step::Truncate {
                 schema,
@@ -143,11 +142,17 @@ pub(super) async fn apply(
     Ok(())
 }
 
-fn table_of<'t>(current: &HashMap<&TableName, &'t TargetTable>, t: &TableName) -> Result<&'t TargetTable> {
-    current.get(t).copied().ok_or_else(|| SinkError::CorruptState {
-        location: "mysql sink".into(),
-        reason: format!("changes of {t} arrived before its schema"),
-    })
+fn table_of<'t>(
+    current: &HashMap<&TableName, &'t TargetTable>,
+    t: &TableName,
+) -> Result<&'t TargetTable> {
+    current
+        .get(t)
+        .copied()
+        .ok_or_else(|| SinkError::CorruptState {
+            location: "mysql sink".into(),
+            reason: format!("changes of {t} arrived before its schema"),
+        })
 }
 
 async fn record_schema(
@@ -176,7 +181,12 @@ async fn record_schema(
     .map_err(SinkError::mysql("recording a table schema"))
 }
 
-async fn column_exists(conn: &mut Conn, config: &MySqlConfig, table: &str, column: &str) -> Result<bool> {
+async fn column_exists(
+    conn: &mut Conn,
+    config: &MySqlConfig,
+    table: &str,
+    column: &str,
+) -> Result<bool> {
     let n: Option<u64> = conn
         .exec_first(
             "SELECT COUNT(*) FROM information_schema.columns
@@ -221,7 +231,10 @@ async fn prepare_table(
         TablePlan::Alter(alters) => {
             for alter in alters {
                 let index = |c: &crate::mapping::TargetColumn| {
-                    new.columns.iter().position(|x| x.name == c.name).unwrap_or(0)
+                    new.columns
+                        .iter()
+                        .position(|x| x.name == c.name)
+                        .unwrap_or(0)
                 };
                 match alter {
                     Alter::Add(c) => {
@@ -279,11 +292,10 @@ async fn load_stored(
     let Some(json) = json else {
         return Ok(None);
     };
-    let schema: TableSchema =
-        serde_json::from_str(&json).map_err(|e| SinkError::CorruptState {
-            location: format!("{SCHEMAS_TABLE} row of {table}"),
-            reason: e.to_string(),
-        })?;
+    let schema: TableSchema = serde_json::from_str(&json).map_err(|e| SinkError::CorruptState {
+        location: format!("{SCHEMAS_TABLE} row of {table}"),
+        reason: e.to_string(),
+    })?;
     config.mapping.resolve(&schema)
 }
 
@@ -295,19 +307,32 @@ fn create_table(config: &MySqlConfig, t: &TargetTable) -> String {
             } else {
                 ""
             };
-            format!("{} {}{not_null}", D.ident(&t.columns[i].name), column_type(t, i))
+            format!(
+                "{} {}{not_null}",
+                D.ident(&t.columns[i].name),
+                column_type(t, i)
+            )
         })
         .collect();
     match t.write_mode {
         WriteMode::History => {
             defs.push(format!("{} VARCHAR(1) NOT NULL", D.ident(HISTORY_OP)));
-            defs.push(format!("{} DATETIME(6) NOT NULL", D.ident(HISTORY_COMMIT_TIME)));
-            defs.push(format!("{} BIGINT UNSIGNED PRIMARY KEY", D.ident(HISTORY_OFFSET)));
+            defs.push(format!(
+                "{} DATETIME(6) NOT NULL",
+                D.ident(HISTORY_COMMIT_TIME)
+            ));
+            defs.push(format!(
+                "{} BIGINT UNSIGNED PRIMARY KEY",
+                D.ident(HISTORY_OFFSET)
+            ));
             defs.push(format!("{} TEXT", D.ident(HISTORY_UNCHANGED)));
         }
         mode => {
             if mode == WriteMode::SoftDelete {
-                defs.push(format!("{} BOOLEAN NOT NULL DEFAULT 0", D.ident(SOFT_DELETED)));
+                defs.push(format!(
+                    "{} BOOLEAN NOT NULL DEFAULT 0",
+                    D.ident(SOFT_DELETED)
+                ));
             }
             if !t.key.is_empty() {
                 defs.push(format!(
@@ -427,12 +452,12 @@ async fn insert_history(
     changes: &[(u64, &Change)],
 ) -> Result<()> {
     let width = t.columns.len() + 4;
-    let cols = D.list(
-        t.columns
-            .iter()
-            .map(|c| c.name.as_str())
-            .chain([HISTORY_OP, HISTORY_COMMIT_TIME, HISTORY_OFFSET, HISTORY_UNCHANGED]),
-    );
+    let cols = D.list(t.columns.iter().map(|c| c.name.as_str()).chain([
+        HISTORY_OP,
+        HISTORY_COMMIT_TIME,
+        HISTORY_OFFSET,
+        HISTORY_UNCHANGED,
+    ]));
     let tuple = format!("({})", vec!["?"; width].join(", "));
     for chunk in changes.chunks(rows_per_statement(config, width)) {
         let mut params = Vec::with_capacity(chunk.len() * width);

@@ -56,7 +56,10 @@ impl MySqlConfig {
             return Err(SinkError::config("sink_name", "1 to 255 characters"));
         }
         if self.rows_per_statement == 0 {
-            return Err(SinkError::config("rows_per_statement", "must be at least 1"));
+            return Err(SinkError::config(
+                "rows_per_statement",
+                "must be at least 1",
+            ));
         }
         self.mapping.validate()
     }

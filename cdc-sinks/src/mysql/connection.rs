@@ -12,8 +12,12 @@ const D: Dialect = Dialect::MySql;
 
 /// Connects, sets a strict UTC session and creates the bookkeeping tables.
 pub(super) async fn connect(config: &MySqlConfig) -> Result<Conn> {
-    let opts = Opts::from_url(config.url.expose())
-        .map_err(|e| SinkError::config("url", format!("not a MySQL URL: {}", redact(&e.to_string()))))?;
+    let opts = Opts::from_url(config.url.expose()).map_err(|e| {
+        SinkError::config(
+            "url",
+            format!("not a MySQL URL: {}", redact(&e.to_string())),
+        )
+    })?;
     let mut conn = Conn::new(OptsBuilder::from_opts(opts).stmt_cache_size(512))
         .await
         .map_err(SinkError::mysql("connecting"))?;

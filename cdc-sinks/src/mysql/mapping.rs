@@ -56,7 +56,11 @@ pub(crate) fn column_type(table: &TargetTable, index: usize) -> String {
                 25..=32 => "INT",
                 _ => "BIGINT",
             };
-            if *signed { base.into() } else { format!("{base} UNSIGNED") }
+            if *signed {
+                base.into()
+            } else {
+                format!("{base} UNSIGNED")
+            }
         }
         DataType::Float32 => "FLOAT".into(),
         DataType::Float64 => "DOUBLE".into(),
@@ -69,8 +73,7 @@ pub(crate) fn column_type(table: &TargetTable, index: usize) -> String {
             fixed: true,
         } if (1..=255).contains(n) => format!("CHAR({n})"),
         DataType::Text {
-            max_chars: Some(n),
-            ..
+            max_chars: Some(n), ..
         } if (1..=16_383).contains(n) && (!key || *n <= 768) => format!("VARCHAR({n})"),
         DataType::Text { .. } | DataType::Other if key => "VARCHAR(768)".into(),
         DataType::Text { .. } | DataType::Other => "LONGTEXT".into(),
@@ -79,8 +82,7 @@ pub(crate) fn column_type(table: &TargetTable, index: usize) -> String {
             fixed: true,
         } if (1..=255).contains(n) => format!("BINARY({n})"),
         DataType::Bytes {
-            max_len: Some(n),
-            ..
+            max_len: Some(n), ..
         } if (1..=3072).contains(n) => format!("VARBINARY({n})"),
         DataType::Bytes { .. } if key => "VARBINARY(3072)".into(),
         DataType::Bytes { .. } | DataType::Geometry => "LONGBLOB".into(),
@@ -195,7 +197,9 @@ fn json_string(value: &Value) -> String {
 /// Rejects decimals that DECIMAL(p,s) would round or cannot hold.
 fn check_decimal(text: &str, (p, s): (u32, u32)) -> std::result::Result<(), String> {
     if matches!(text, "NaN" | "Infinity" | "-Infinity") {
-        return Err(format!("{text} has no MySQL DECIMAL form; override the column to LONGTEXT"));
+        return Err(format!(
+            "{text} has no MySQL DECIMAL form; override the column to LONGTEXT"
+        ));
     }
     let digits = text.trim_start_matches('-');
     let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));

@@ -254,11 +254,10 @@ async fn load_stored(
         return Ok(None);
     };
     let json: String = row.get(0);
-    let schema: TableSchema =
-        serde_json::from_str(&json).map_err(|e| SinkError::CorruptState {
-            location: format!("{SCHEMAS_TABLE} row of {table}"),
-            reason: e.to_string(),
-        })?;
+    let schema: TableSchema = serde_json::from_str(&json).map_err(|e| SinkError::CorruptState {
+        location: format!("{SCHEMAS_TABLE} row of {table}"),
+        reason: e.to_string(),
+    })?;
     match config.mapping.resolve(&schema)? {
         Some(t) => Ok(Some(PgTable::new(config, t)?)),
         None => Ok(None),
@@ -283,7 +282,10 @@ fn create_table(table: &PgTable) -> String {
     match t.write_mode {
         WriteMode::History => {
             defs.push(format!("{} text NOT NULL", D.ident(HISTORY_OP)));
-            defs.push(format!("{} timestamptz NOT NULL", D.ident(HISTORY_COMMIT_TIME)));
+            defs.push(format!(
+                "{} timestamptz NOT NULL",
+                D.ident(HISTORY_COMMIT_TIME)
+            ));
             defs.push(format!("{} bigint PRIMARY KEY", D.ident(HISTORY_OFFSET)));
             defs.push(format!("{} text", D.ident(HISTORY_UNCHANGED)));
         }
@@ -437,7 +439,11 @@ async fn apply_net(tx: &Transaction<'_>, table: &PgTable, rows: &[NetRow], n: us
     Ok(())
 }
 
-async fn copy_history(tx: &Transaction<'_>, table: &PgTable, changes: &[(u64, &Change)]) -> Result<()> {
+async fn copy_history(
+    tx: &Transaction<'_>,
+    table: &PgTable,
+    changes: &[(u64, &Change)],
+) -> Result<()> {
     let t = &table.target;
     let mut data = BytesMut::with_capacity(changes.len() * 64 + 32);
     copy_header(&mut data);
@@ -462,7 +468,11 @@ async fn copy_history(tx: &Transaction<'_>, table: &PgTable, changes: &[(u64, &C
         data.put_i32(op.len() as i32);
         data.put_slice(op);
         data.put_i32(8);
-        data.put_i64(change.commit_time_micros - 946_684_800_000_000);
+        data.put_i64(
+            change
+                .commit_time_micros
+                .saturating_sub(946_684_800_000_000),
+        );
         data.put_i32(8);
         data.put_i64(*offset as i64);
         if unchanged.is_empty() {
@@ -473,12 +483,12 @@ async fn copy_history(tx: &Transaction<'_>, table: &PgTable, changes: &[(u64, &C
             data.put_slice(text.as_bytes());
         }
     }
-    let cols = D.list(
-        t.columns
-            .iter()
-            .map(|c| c.name.as_str())
-            .chain([HISTORY_OP, HISTORY_COMMIT_TIME, HISTORY_OFFSET, HISTORY_UNCHANGED]),
-    );
+    let cols = D.list(t.columns.iter().map(|c| c.name.as_str()).chain([
+        HISTORY_OP,
+        HISTORY_COMMIT_TIME,
+        HISTORY_OFFSET,
+        HISTORY_UNCHANGED,
+    ]));
     copy_in(
         tx,
         &format!(

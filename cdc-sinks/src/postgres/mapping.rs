@@ -159,7 +159,10 @@ pub(crate) fn column_type(table: &TargetTable, col: &TargetColumn) -> Result<(St
     if let Some(t) = &col.type_override {
         let pg = PgType::parse(t).ok_or_else(|| {
             SinkError::config(
-                format!("tables[{}].type_overrides[{}]", table.source, col.source.name),
+                format!(
+                    "tables[{}].type_overrides[{}]",
+                    table.source, col.source.name
+                ),
                 format!("{t:?} is not a PostgreSQL type this sink writes"),
             )
         })?;
@@ -177,7 +180,10 @@ fn ddl_type(t: &DataType) -> (String, PgType) {
             17..=32 => s("integer", PgType::Int4),
             _ => s("bigint", PgType::Int8),
         },
-        DataType::Int { bits, signed: false } => match bits {
+        DataType::Int {
+            bits,
+            signed: false,
+        } => match bits {
             0..=8 => s("smallint", PgType::Int2),
             9..=16 => s("integer", PgType::Int4),
             17..=32 => s("bigint", PgType::Int8),
@@ -245,12 +251,10 @@ pub(crate) fn put_field(
     }
     let at = buf.len();
     buf.put_i32(0);
-    encode(buf, ty, value, &col.source.data_type).map_err(|reason| {
-        SinkError::ValueOutOfRange {
-            table: table.source.clone(),
-            column: col.source.name.clone(),
-            reason,
-        }
+    encode(buf, ty, value, &col.source.data_type).map_err(|reason| SinkError::ValueOutOfRange {
+        table: table.source.clone(),
+        column: col.source.name.clone(),
+        reason,
     })?;
     let len = (buf.len() - at - 4) as i32;
     buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
@@ -270,7 +274,10 @@ fn encode(buf: &mut BytesMut, ty: &PgType, value: &Value, source: &DataType) -> 
     let range = || format!("integer is out of range for {}", ty.name());
     match (ty, value) {
         (PgType::Bool, Value::Bool(b)) => buf.put_u8(u8::from(*b)),
-        (PgType::Int2 | PgType::Int4 | PgType::Int8, Value::Int(_) | Value::UInt(_) | Value::Bool(_)) => {
+        (
+            PgType::Int2 | PgType::Int4 | PgType::Int8,
+            Value::Int(_) | Value::UInt(_) | Value::Bool(_),
+        ) => {
             let v: i128 = match value {
                 Value::Int(i) => i128::from(*i),
                 Value::UInt(u) => i128::from(*u),
@@ -310,7 +317,9 @@ fn encode(buf: &mut BytesMut, ty: &PgType, value: &Value, source: &DataType) -> 
         }),
         (PgType::Time, Value::Time(t)) => {
             if !(0..=86_400_000_000).contains(t) {
-                return Err("time outside 00:00..24:00; override the column type to interval".into());
+                return Err(
+                    "time outside 00:00..24:00; override the column type to interval".into(),
+                );
             }
             buf.put_i64(*t);
         }
@@ -319,17 +328,32 @@ fn encode(buf: &mut BytesMut, ty: &PgType, value: &Value, source: &DataType) -> 
             buf.put_i32(0);
             buf.put_i32(0);
         }
-        (PgType::TimeTz, Value::TimeTz { micros, offset_secs }) => {
+        (
+            PgType::TimeTz,
+            Value::TimeTz {
+                micros,
+                offset_secs,
+            },
+        ) => {
             buf.put_i64(*micros);
             buf.put_i32(-*offset_secs);
         }
         (PgType::Timestamp | PgType::TimestampTz, Value::Timestamp(t) | Value::TimestampTz(t)) => {
             buf.put_i64(match *t {
                 i64::MAX | i64::MIN => *t,
-                t => t.checked_sub(PG_EPOCH_MICROS).ok_or("timestamp out of range")?,
+                t => t
+                    .checked_sub(PG_EPOCH_MICROS)
+                    .ok_or("timestamp out of range")?,
             })
         }
-        (PgType::Interval, Value::Interval { months, days, micros }) => {
+        (
+            PgType::Interval,
+            Value::Interval {
+                months,
+                days,
+                micros,
+            },
+        ) => {
             buf.put_i64(*micros);
             buf.put_i32(*days);
             buf.put_i32(*months);
@@ -428,7 +452,11 @@ fn numeric(buf: &mut BytesMut, text: &str) -> Enc {
     let n = i16::try_from(groups.len()).map_err(|_| "too many digits")?;
     buf.put_i16(n);
     buf.put_i16(i16::try_from(weight).map_err(|_| "exponent out of range")?);
-    buf.put_u16(if negative && !groups.is_empty() { 0x4000 } else { 0 });
+    buf.put_u16(if negative && !groups.is_empty() {
+        0x4000
+    } else {
+        0
+    });
     buf.put_u16(dscale);
     for g in groups {
         buf.put_i16(g);
@@ -519,7 +547,10 @@ mod tests {
     #[test]
     fn numerics_encode_as_base_10000_groups_with_scale() {
         // 12345.678 -> digits [1, 2345, 6780], weight 1, dscale 3.
-        assert_eq!(num("12345.678"), [0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 9, 41, 26, 124]);
+        assert_eq!(
+            num("12345.678"),
+            [0, 3, 0, 1, 0, 0, 0, 3, 0, 1, 9, 41, 26, 124]
+        );
         // -0.0001 -> [1], weight -1, negative, dscale 4.
         assert_eq!(num("-0.0001"), [0, 1, 255, 255, 64, 0, 0, 4, 0, 1]);
         assert_eq!(num("0.00"), [0, 0, 0, 0, 0, 0, 0, 2]);

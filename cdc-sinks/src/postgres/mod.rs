@@ -58,7 +58,8 @@ impl Sink for PostgresSink {
     }
 
     async fn apply(&mut self, batch: &SinkBatch) -> Result<()> {
-        let result = apply::apply(&mut self.conn.client, &self.config, &mut self.tables, batch).await;
+        let result =
+            apply::apply(&mut self.conn.client, &self.config, &mut self.tables, batch).await;
         if result.is_err() {
             // The transaction rolled back: forget tables built or altered in it.
             self.tables.clear();

@@ -123,7 +123,10 @@ impl SqliteState {
     }
 }
 
-fn built<'t>(tables: &'t HashMap<TableName, TargetTable>, table: &TableName) -> Result<&'t TargetTable> {
+fn built<'t>(
+    tables: &'t HashMap<TableName, TargetTable>,
+    table: &TableName,
+) -> Result<&'t TargetTable> {
     tables.get(table).ok_or_else(|| SinkError::CorruptState {
         location: "sqlite sink".into(),
         reason: format!("changes of {table} arrived before its schema"),
@@ -241,11 +244,10 @@ fn load_stored(
     let Some(json) = json else {
         return Ok(None);
     };
-    let schema: TableSchema =
-        serde_json::from_str(&json).map_err(|e| SinkError::CorruptState {
-            location: format!("{SCHEMAS_TABLE} row of {table}"),
-            reason: e.to_string(),
-        })?;
+    let schema: TableSchema = serde_json::from_str(&json).map_err(|e| SinkError::CorruptState {
+        location: format!("{SCHEMAS_TABLE} row of {table}"),
+        reason: e.to_string(),
+    })?;
     config.mapping.resolve(&schema)
 }
 
@@ -339,13 +341,12 @@ fn insert_history(
     } else {
         Sql::Text(serde_json::Value::from(unchanged).to_string())
     });
-    let cols = D.list(
-        table
-            .columns
-            .iter()
-            .map(|c| c.name.as_str())
-            .chain([HISTORY_OP, HISTORY_COMMIT_TIME, HISTORY_OFFSET, HISTORY_UNCHANGED]),
-    );
+    let cols = D.list(table.columns.iter().map(|c| c.name.as_str()).chain([
+        HISTORY_OP,
+        HISTORY_COMMIT_TIME,
+        HISTORY_OFFSET,
+        HISTORY_UNCHANGED,
+    ]));
     let marks = vec!["?"; values.len()].join(", ");
     let sql = format!(
         "INSERT INTO {} ({cols}) VALUES ({marks})",

@@ -130,7 +130,10 @@ pub(crate) fn create_table(table: &TargetTable) -> String {
         }
         mode => {
             if mode == WriteMode::SoftDelete {
-                defs.push(format!("{} INTEGER NOT NULL DEFAULT 0", D.ident(SOFT_DELETED)));
+                defs.push(format!(
+                    "{} INTEGER NOT NULL DEFAULT 0",
+                    D.ident(SOFT_DELETED)
+                ));
             }
             if !table.key.is_empty() {
                 let key = D.list(table.key_columns().map(|c| c.name.as_str()));

@@ -66,7 +66,10 @@ pub async fn upserts_deletes_unchanged_and_offset(db: &impl Db) {
     let select = format!("SELECT id, name, n FROM {table} ORDER BY id");
     assert_eq!(
         db.rows(&select).await,
-        vec![vec![s("1"), s("a"), s("12")], vec![s("3"), s("c2"), s("33")]]
+        vec![
+            vec![s("1"), s("a"), s("12")],
+            vec![s("3"), s("c2"), s("33")]
+        ]
     );
     drop(sink);
     let mut sink = db.sink(ns, TableMapping::default()).await;
@@ -75,7 +78,16 @@ pub async fn upserts_deletes_unchanged_and_offset(db: &impl Db) {
     // A batch failing half-way leaves nothing and keeps the offset.
     let small = schema(
         ("app", "small"),
-        vec![col("id", INT), col("v", DataType::Int { bits: 16, signed: true })],
+        vec![
+            col("id", INT),
+            col(
+                "v",
+                DataType::Int {
+                    bits: 16,
+                    signed: true,
+                },
+            ),
+        ],
     );
     let bad = stream.batch_of(vec![
         (items.clone(), insert(&items, vec![i(9), t("z"), i(9)])),
@@ -100,10 +112,16 @@ pub async fn prepare_modes(db: &impl Db) {
         let table = q(db, &ns, "items");
         db.exec(
             &ns,
-            &format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT, n BIGINT, extra TEXT)"),
+            &format!(
+                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, name TEXT, n BIGINT, extra TEXT)"
+            ),
         )
         .await;
-        db.exec(&ns, &format!("INSERT INTO {table} VALUES (1, 'old', 1, 'x')")).await;
+        db.exec(
+            &ns,
+            &format!("INSERT INTO {table} VALUES (1, 'old', 1, 'x')"),
+        )
+        .await;
         let mapping = TableMapping {
             prepare: mode,
             ..Default::default()
@@ -114,7 +132,9 @@ pub async fn prepare_modes(db: &impl Db) {
         sink.apply(&stream.batch(&items, vec![insert(&items, vec![i(2), t("b"), i(2)])]))
             .await
             .unwrap();
-        let ids = db.rows(&format!("SELECT id FROM {table} ORDER BY id")).await;
+        let ids = db
+            .rows(&format!("SELECT id FROM {table} ORDER BY id"))
+            .await;
         let expected_rows: Vec<Vec<Option<String>>> = expected.iter().map(|e| vec![s(e)]).collect();
         assert_eq!(ids, expected_rows, "{mode:?}");
         // Prepare runs once: a restarted sink does not truncate again.
@@ -124,7 +144,11 @@ pub async fn prepare_modes(db: &impl Db) {
             .await
             .unwrap();
         let count = db.rows(&format!("SELECT count(*) FROM {table}")).await;
-        assert_eq!(count[0][0], s(&(expected.len() + 1).to_string()), "{mode:?}");
+        assert_eq!(
+            count[0][0],
+            s(&(expected.len() + 1).to_string()),
+            "{mode:?}"
+        );
     }
 }
 
@@ -154,12 +178,21 @@ pub async fn history_and_soft_delete_modes(db: &impl Db) {
     let mut stream = Stream::new(0);
     let b = stream.batch_of(vec![
         (items.clone(), insert(&items, vec![i(1), t("a"), i(1)])),
-        (items.clone(), update(&items, vec![i(1), Value::Unchanged, i(2)])),
-        (items.clone(), delete(&items, vec![i(1), Value::Null, Value::Null])),
+        (
+            items.clone(),
+            update(&items, vec![i(1), Value::Unchanged, i(2)]),
+        ),
+        (
+            items.clone(),
+            delete(&items, vec![i(1), Value::Null, Value::Null]),
+        ),
         (items.clone(), truncate(&items)),
         (soft.clone(), insert(&soft, vec![i(1), t("a"), i(1)])),
         (soft.clone(), insert(&soft, vec![i(2), t("b"), i(2)])),
-        (soft.clone(), delete(&soft, vec![i(1), Value::Null, Value::Null])),
+        (
+            soft.clone(),
+            delete(&soft, vec![i(1), Value::Null, Value::Null]),
+        ),
     ]);
     sink.apply(&b).await.unwrap();
     let b2 = stream.batch(
@@ -198,7 +231,9 @@ pub async fn history_and_soft_delete_modes(db: &impl Db) {
             vec![s("2"), s("b2"), s("22"), s(db.truth(false))],
         ]
     );
-    sink.apply(&stream.batch(&soft, vec![truncate(&soft)])).await.unwrap();
+    sink.apply(&stream.batch(&soft, vec![truncate(&soft)]))
+        .await
+        .unwrap();
     let flags = db
         .rows(&format!("SELECT _cdc_deleted FROM {}", q(db, ns, "soft")))
         .await;
@@ -229,7 +264,10 @@ pub async fn renames_overrides_filters_and_hostile_identifiers(db: &impl Db) {
     );
     let mut stream = Stream::new(0);
     sink.apply(&stream.batch_of(vec![
-        (items.clone(), insert(&items, vec![i(1), t("a'); DROP TABLE x; --"), i(1)])),
+        (
+            items.clone(),
+            insert(&items, vec![i(1), t("a'); DROP TABLE x; --"), i(1)]),
+        ),
         (skipped.clone(), insert(&skipped, vec![i(1)])),
         (hostile.clone(), insert(&hostile, vec![i(1), t("x")])),
         (hostile.clone(), update(&hostile, vec![i(1), t("y")])),
@@ -273,20 +311,37 @@ pub async fn schema_evolution(db: &impl Db) {
             ..Default::default()
         };
         let mut sink = db.sink(&ns, mapping).await;
-        let narrow = DataType::Text { max_chars: Some(5), fixed: false };
-        let wide = DataType::Text { max_chars: Some(50), fixed: false };
+        let narrow = DataType::Text {
+            max_chars: Some(5),
+            fixed: false,
+        };
+        let wide = DataType::Text {
+            max_chars: Some(50),
+            fixed: false,
+        };
         let v1 = schema(
             ("app", "e"),
             vec![
                 col("id", INT),
                 col("old", text()),
-                col("w", DataType::Int { bits: 32, signed: true }),
+                col(
+                    "w",
+                    DataType::Int {
+                        bits: 32,
+                        signed: true,
+                    },
+                ),
                 col("s", narrow),
             ],
         );
         let v2 = schema(
             ("app", "e"),
-            vec![col("id", INT), col("w", INT), col("s", wide), col("new", text())],
+            vec![
+                col("id", INT),
+                col("w", INT),
+                col("s", wide),
+                col("new", text()),
+            ],
         );
         let mut stream = Stream::new(0);
         sink.apply(&stream.batch(&v1, vec![insert(&v1, vec![i(1), t("o"), i(5), t("abc")])]))
@@ -294,9 +349,12 @@ pub async fn schema_evolution(db: &impl Db) {
             .unwrap();
         sink.apply(&stream.schema(&v2)).await.unwrap();
         let long = "x".repeat(40);
-        sink.apply(&stream.batch(&v2, vec![insert(&v2, vec![i(2), i(i64::MAX), t(&long), t("n")])]))
-            .await
-            .unwrap();
+        sink.apply(&stream.batch(
+            &v2,
+            vec![insert(&v2, vec![i(2), i(i64::MAX), t(&long), t("n")])],
+        ))
+        .await
+        .unwrap();
         let table = q(db, &ns, "e");
         let d = db.dialect();
         let rows = db
@@ -322,11 +380,24 @@ pub async fn schema_evolution(db: &impl Db) {
                  AND table_name = 'e' AND column_name = 'old'"
             ))
             .await;
-        let expected = if dropped == DroppedColumns::Drop { "0" } else { "1" };
+        let expected = if dropped == DroppedColumns::Drop {
+            "0"
+        } else {
+            "1"
+        };
         assert_eq!(old, vec![vec![s(expected)]], "{dropped:?}");
         let v3 = schema(
             ("app", "e"),
-            vec![col("id", INT), col("w", DataType::Int { bits: 16, signed: true })],
+            vec![
+                col("id", INT),
+                col(
+                    "w",
+                    DataType::Int {
+                        bits: 16,
+                        signed: true,
+                    },
+                ),
+            ],
         );
         let err = sink.apply(&stream.schema(&v3)).await.unwrap_err();
         assert!(matches!(err, SinkError::IncompatibleSchema { .. }), "{err}");
