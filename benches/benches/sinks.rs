@@ -4,6 +4,9 @@
 //! "insert" batches add new keys, "update" batches rewrite existing keys.
 //! PostgreSQL and MariaDB come from the test kit.
 
+// criterion_group! generates undocumented items.
+#![allow(missing_docs)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,8 @@
 # Side-by-side binlog read of one workload on a throwaway MariaDB:
 #   1. mariadb-binlog --read-from-remote-server --raw (raw bytes to disk, no decoding)
 #   2. cdc_mysql::MySqlSource decoding every row into a cdc_core::ChangeLog
-#      (fsync every batch), via benches/src/bin/mysql_read.rs
+#      (fsync every batch, group commit), via benches/src/bin/mysql_read.rs,
+#      and the same with a discard sink (decode cost alone)
 #   3. python-mysql-replication decoding every row (installed into a venv here;
 #      the tests never need it)
 # Prints seconds and the ratios (targets: ours >= 0.9x raw; >= 20x python).
@@ -43,7 +44,7 @@ echo "workload: $rows rows in transactions of $batch"
 {
   for ((a = 1; a <= rows; a += batch)); do
     b=$((a + batch - 1))
-    echo "INSERT INTO test.orders SELECT seq, seq % 1000, seq / 7, CONCAT('customer-', seq), NOW(6) FROM seq_${a}_to_${b};"
+    echo "INSERT INTO test.orders SELECT seq, seq % 1000, seq / 7, CONCAT('customer-', seq), NOW(6) FROM test.seq_${a}_to_${b};"
   done
 } | sqlroot
 sqlroot -e "FLUSH BINARY LOGS"
@@ -59,7 +60,8 @@ t_raw=$(echo "$(now) - $t0" | bc -l)
 # 2. Our source into the change log.
 (cd "$here" && cargo build --release -q -p cdc-benches --bin mysql_read)
 bin="${CARGO_TARGET_DIR:-$here/target}/release/mysql_read"
-t_ours=$("$bin" 127.0.0.1 "$port" cdc "$pw" "$rows" "$work/log")
+t_ours=$("$bin" 127.0.0.1 "$port" cdc "$pw" "$rows" log "$work/log")
+t_discard=$("$bin" 127.0.0.1 "$port" cdc "$pw" "$rows" discard "$work/unused")
 
 # 3. python-mysql-replication, decoding rows.
 python3 -m venv "$work/venv" >/dev/null
@@ -88,6 +90,8 @@ t_py=$("$work/venv/bin/python" "$work/pyread.py" "$port" "$pw" "$rows")
 
 printf 'mariadb-binlog --raw:                 %8.3f s (%.0f rows/s)\n' "$t_raw" "$(echo "$rows / $t_raw" | bc -l)"
 printf 'cdc-mysql into change log:            %8.3f s (%.0f rows/s)\n' "$t_ours" "$(echo "$rows / $t_ours" | bc -l)"
+printf 'cdc-mysql decode only (discard):      %8.3f s (%.0f rows/s)\n' "$t_discard" "$(echo "$rows / $t_discard" | bc -l)"
 printf 'python-mysql-replication (rows):      %8.3f s (%.0f rows/s)\n' "$t_py" "$(echo "$rows / $t_py" | bc -l)"
 printf 'ratio cdc-mysql vs raw copy:          %8.2fx (target >= 0.9x)\n' "$(echo "$t_raw / $t_ours" | bc -l)"
+printf 'ratio decode-only vs raw copy:        %8.2fx\n' "$(echo "$t_raw / $t_discard" | bc -l)"
 printf 'ratio cdc-mysql vs python:            %8.2fx (target >= 20x)\n' "$(echo "$t_py / $t_ours" | bc -l)"

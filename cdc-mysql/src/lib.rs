@@ -24,6 +24,7 @@ pub mod rows;
 mod schema;
 pub mod snapshot;
 mod source;
+mod statement;
 pub(crate) mod stream;
 mod transaction;
 

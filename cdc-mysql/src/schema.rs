@@ -31,8 +31,17 @@ pub struct SchemaCache {
 impl SchemaCache {
     /// Replaces the hints of one table; its next table map rebuilds its schema.
     pub fn set_hints(&mut self, table: TableName, hints: Vec<(String, TypeHint)>) {
+        // Removing the entry also invalidates the decoder's raw table-map cache
+        // (its entries are no longer current).
         self.tables.remove(&table);
         self.hints.insert(table, hints);
+    }
+
+    /// Whether `entry` is the table's current entry and its schema was emitted.
+    pub fn is_current(&self, entry: &Arc<TableEntry>) -> bool {
+        self.tables
+            .get(&entry.schema.table)
+            .is_some_and(|c| c.emitted && Arc::ptr_eq(&c.entry, entry))
     }
 
     /// Whether `map` would produce a schema different from the cached one.

@@ -22,6 +22,7 @@ use crate::mariadb;
 use crate::rows::TableEntry;
 use crate::rows::table_map::TableMap;
 use crate::schema::SchemaCache;
+use crate::statement::{first_word, truncated_table};
 
 /// Counters of what the decoder saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -64,6 +65,9 @@ pub struct Decoder {
     file: String,
     last_pos: u64,
     maps: HashMap<u64, Option<Arc<TableEntry>>>,
+    /// Table-map bodies already resolved, so a repeated map (every transaction
+    /// sends one) costs a hash lookup instead of a parse.
+    raw_maps: HashMap<Vec<u8>, Option<Arc<TableEntry>>>,
     schemas: SchemaCache,
     tables: Option<HashSet<TableName>>,
     maria: MariaGtidList,
@@ -85,6 +89,7 @@ impl Decoder {
             file: String::new(),
             last_pos: 0,
             maps: HashMap::new(),
+            raw_maps: HashMap::new(),
             schemas: SchemaCache::default(),
             tables,
             maria: MariaGtidList::default(),
@@ -152,6 +157,11 @@ impl Decoder {
     /// Whether a TABLE_MAP event's body would bring a new schema (so the caller
     /// can refresh catalog hints first). Returns the table if so.
     pub fn new_table(&self, data: &[u8]) -> Option<TableName> {
+        if let Some(hit) = self.raw_maps.get(data)
+            && hit.as_ref().is_none_or(|e| self.schemas.is_current(e))
+        {
+            return None;
+        }
         let map = TableMap::parse(data, &self.fde).ok()?;
         let name = TableName::new(map.schema.clone(), map.table.clone());
         (self.wanted(&name) && self.schemas.is_new(&map)).then_some(name)
@@ -347,10 +357,23 @@ impl Decoder {
     }
 
     fn on_table_map(&mut self, data: &[u8]) -> Decoded<()> {
+        if let Some(hit) = self.raw_maps.get(data) {
+            let current = hit.as_ref().is_none_or(|e| self.schemas.is_current(e));
+            if current {
+                let id = Cursor::new(data).uint_le(self.fde.table_id_len(kind::TABLE_MAP))?;
+                let hit = hit.clone();
+                self.maps.insert(id, hit);
+                return Ok(());
+            }
+        }
+        if self.raw_maps.len() > 1_000 {
+            self.raw_maps.clear();
+        }
         let map = TableMap::parse(data, &self.fde)?;
         let name = TableName::new(map.schema.clone(), map.table.clone());
         if !self.wanted(&name) {
             self.maps.insert(map.table_id, None);
+            self.raw_maps.insert(data.to_vec(), None);
             return Ok(());
         }
         let (entry, emit) = self.schemas.resolve(&map)?;
@@ -363,6 +386,7 @@ impl Decoder {
         if self.maps.len() > 10_000 {
             self.maps.clear();
         }
+        self.raw_maps.insert(data.to_vec(), Some(entry.clone()));
         self.maps.insert(map.table_id, Some(entry));
         Ok(())
     }
@@ -490,72 +514,6 @@ impl Decoder {
     }
 }
 
-fn first_word(sql: &str) -> String {
-    let trimmed = sql.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
-    let trimmed = strip_comments(trimmed);
-    trimmed
-        .split(|c: char| c.is_whitespace() || c == ';')
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase()
-}
-
-fn strip_comments(mut sql: &str) -> &str {
-    loop {
-        sql = sql.trim_start();
-        if let Some(rest) = sql.strip_prefix("/*") {
-            match rest.find("*/") {
-                Some(end) => sql = &rest[end + 2..],
-                None => return "",
-            }
-        } else if sql.starts_with("--") || sql.starts_with('#') {
-            match sql.find('\n') {
-                Some(end) => sql = &sql[end + 1..],
-                None => return "",
-            }
-        } else {
-            return sql;
-        }
-    }
-}
-
-/// The table of `TRUNCATE [TABLE] [db.]name`.
-fn truncated_table(sql: &str, default_schema: &str) -> Option<TableName> {
-    let sql = strip_comments(sql);
-    let mut words = sql.split_whitespace().skip(1);
-    let mut name = words.next()?;
-    if name.eq_ignore_ascii_case("TABLE") {
-        name = words.next()?;
-    }
-    let name = name.trim_end_matches(';');
-    let parts: Vec<String> = split_ident(name);
-    match parts.as_slice() {
-        [t] => Some(TableName::new(default_schema, t.clone())),
-        [s, t] => Some(TableName::new(s.clone(), t.clone())),
-        _ => None,
-    }
-}
-
-fn split_ident(name: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = name.chars().peekable();
-    while let Some(ch) = chars.next() {
-        match ch {
-            '`' if quoted && chars.peek() == Some(&'`') => {
-                cur.push('`');
-                chars.next();
-            }
-            '`' => quoted = !quoted,
-            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
-            _ => cur.push(ch),
-        }
-    }
-    parts.push(cur);
-    parts
-}
-
 fn parse_previous_gtids(data: &[u8], set: &mut GtidSet) -> Decoded<()> {
     let mut c = Cursor::new(data);
     let n = c.u64()?;
@@ -576,28 +534,4 @@ fn parse_previous_gtids(data: &[u8], set: &mut GtidSet) -> Decoded<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statement_words_skip_comments() {
-        assert_eq!(first_word("/* x */ ALTER TABLE t"), "ALTER");
-        assert_eq!(first_word("BEGIN"), "BEGIN");
-        assert_eq!(first_word("-- c\ncommit"), "COMMIT");
-    }
-
-    #[test]
-    fn truncate_names_its_table_with_quotes() {
-        assert_eq!(
-            truncated_table("TRUNCATE TABLE `a``b`.`t.1`", "d"),
-            Some(TableName::new("a`b", "t.1"))
-        );
-        assert_eq!(
-            truncated_table("truncate t", "d"),
-            Some(TableName::new("d", "t"))
-        );
-    }
 }

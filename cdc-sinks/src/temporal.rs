@@ -95,7 +95,7 @@ pub(crate) fn time_text(micros: i64) -> String {
 pub(crate) fn offset_text(offset_secs: i32) -> String {
     let sign = if offset_secs < 0 { '-' } else { '+' };
     let o = offset_secs.unsigned_abs();
-    if o % 60 == 0 {
+    if o.is_multiple_of(60) {
         format!("{sign}{:02}:{:02}", o / 3600, o / 60 % 60)
     } else {
         format!("{sign}{:02}:{:02}:{:02}", o / 3600, o / 60 % 60, o % 60)

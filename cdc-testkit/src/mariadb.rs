@@ -43,9 +43,13 @@ impl MariaDb {
             .map_err(Error::io("creating a temporary directory"))?;
         std::fs::create_dir(dir.path().join("binlog"))
             .map_err(Error::io("creating the binlog directory"))?;
+        // A private tmpdir: servers started at once must not share /tmp files.
+        std::fs::create_dir(dir.path().join("tmp"))
+            .map_err(Error::io("creating the server's tmpdir"))?;
         run(Command::new(install_db)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .arg(format!("--tmpdir={}", dir.path().join("tmp").display()))
             .args([
                 "--user=root",
                 "--auth-root-authentication-method=normal",
@@ -90,6 +94,7 @@ impl MariaDb {
                 path.join("mariadbd.pid").display()
             ))
             .arg(format!("--port={}", self.port))
+            .arg(format!("--tmpdir={}", path.join("tmp").display()))
             .arg(format!(
                 "--log-bin={}",
                 path.join("binlog").join("mysql-bin").display()

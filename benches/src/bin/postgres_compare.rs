@@ -87,8 +87,22 @@ fn main() {
 
     let started = Instant::now();
     let status = Command::new("/usr/bin/pg_recvlogical")
-        .args(["-h", "127.0.0.1", "-p", &pg.port().to_string(), "-U", "postgres"])
-        .args(["-d", "postgres", "--slot", "recv_slot", "--start", "--no-loop"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port().to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args([
+            "-d",
+            "postgres",
+            "--slot",
+            "recv_slot",
+            "--start",
+            "--no-loop",
+        ])
         .args(["-o", "proto_version=1", "-o", "publication_names=bench_pub"])
         .args(["--endpos", end, "-f", "/dev/null"])
         .status()
@@ -110,9 +124,27 @@ fn main() {
     });
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
     println!("workload: {rows} rows in {txs} transactions of {per_tx}");
-    println!("pg_recvlogical -> /dev/null:        {:>12.0} rows/s ({:.2?})", rate(recv), recv);
-    println!("cdc-postgres -> change log (fsync): {:>12.0} rows/s ({:.2?})", rate(logged), logged);
-    println!("cdc-postgres -> discard:            {:>12.0} rows/s ({:.2?})", rate(discarded), discarded);
-    println!("ratio change log / pg_recvlogical:  {:.2}x", recv.as_secs_f64() / logged.as_secs_f64());
-    println!("ratio discard / pg_recvlogical:     {:.2}x", recv.as_secs_f64() / discarded.as_secs_f64());
+    println!(
+        "pg_recvlogical -> /dev/null:        {:>12.0} rows/s ({:.2?})",
+        rate(recv),
+        recv
+    );
+    println!(
+        "cdc-postgres -> change log (fsync): {:>12.0} rows/s ({:.2?})",
+        rate(logged),
+        logged
+    );
+    println!(
+        "cdc-postgres -> discard:            {:>12.0} rows/s ({:.2?})",
+        rate(discarded),
+        discarded
+    );
+    println!(
+        "ratio change log / pg_recvlogical:  {:.2}x",
+        recv.as_secs_f64() / logged.as_secs_f64()
+    );
+    println!(
+        "ratio discard / pg_recvlogical:     {:.2}x",
+        recv.as_secs_f64() / discarded.as_secs_f64()
+    );
 }

@@ -16,6 +16,16 @@ pub fn binary_len(precision: u8, scale: u8) -> Decoded<usize> {
     Ok(intg / 9 * 4 + DIG_TO_BYTES[intg % 9] + s / 9 * 4 + DIG_TO_BYTES[s % 9])
 }
 
+/// Appends `v` as exactly `width` digits (zero-padded), without `format!`.
+fn push_padded(out: &mut String, mut v: u64, width: usize) {
+    let mut digits = [b'0'; 9];
+    for d in digits[..width].iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend(digits[..width].iter().map(|&d| char::from(d)));
+}
+
 /// Reads one DECIMAL(precision, scale) value as canonical text (`-12.3400`).
 pub fn read(c: &mut Cursor<'_>, precision: u8, scale: u8) -> Decoded<String> {
     let len = binary_len(precision, scale)?;
@@ -41,7 +51,7 @@ pub fn read(c: &mut Cursor<'_>, precision: u8, scale: u8) -> Decoded<String> {
         if v >= 10u64.pow(digits as u32) {
             return Err(DecodeError::new("decimal digit group out of range"));
         }
-        out.push_str(&format!("{v:0digits$}"));
+        push_padded(out, v, digits);
         Ok(())
     };
     group(&mut b, intg % 9, &mut int_part)?;

@@ -65,7 +65,16 @@ impl TableEntry {
                 self.codecs.len()
             )));
         }
-        let present_count = (0..column_count).filter(|&i| bit(present, i)).count();
+        // Bits past the last column may be set; count only real columns.
+        let present_count: usize = present
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                let valid = column_count.saturating_sub(i * 8).min(8);
+                let mask = if valid == 8 { 0xff } else { (1u8 << valid) - 1 };
+                (b & mask).count_ones() as usize
+            })
+            .sum();
         let nulls = c.take(present_count.div_ceil(8))?;
         let mut row = Vec::with_capacity(column_count);
         let mut n = 0;

@@ -76,11 +76,9 @@ impl Sink for JsonlSink {
         })
         .await
         .map_err(|_| SinkError::WorkerGone)?;
-        if result.is_err() {
-            // The file may hold uncommitted bytes; a reopen cuts them off.
-            return result;
-        }
+        // On error the file may hold uncommitted bytes; a reopen cuts them off.
+        result?;
         self.files = Some(files);
-        result
+        Ok(())
     }
 }

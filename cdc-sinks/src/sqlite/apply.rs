@@ -76,8 +76,9 @@ impl SqliteState {
                 Step::Schema(schema) => prepare_table(&tx, tables, config, schema)?,
                 Step::Net { schema, rows } => {
                     let table = built(tables, &schema.table)?;
+                    let mut cache = SqlCache::new();
                     for row in rows {
-                        apply_net(&tx, table, row)?;
+                        apply_net(&tx, table, row, &mut cache)?;
                     }
                 }
                 Step::History { schema, changes } => {
@@ -251,61 +252,88 @@ fn load_stored(
     config.mapping.resolve(&schema)
 }
 
-fn apply_net(tx: &Transaction<'_>, table: &TargetTable, row: &NetRow) -> Result<()> {
-    let name = D.ident(&table.name);
+/// Statement text per (unchanged-column mask, is-delete), built once per step.
+type SqlCache = HashMap<(Vec<bool>, bool), String>;
+
+fn apply_net(
+    tx: &Transaction<'_>,
+    table: &TargetTable,
+    row: &NetRow,
+    cache: &mut SqlCache,
+) -> Result<()> {
     let soft = table.write_mode == WriteMode::SoftDelete;
-    let key_list = D.list(table.key_columns().map(|c| c.name.as_str()));
-    let mut values = Vec::with_capacity(table.columns.len());
     let (image, deleted) = match row {
         NetRow::Upsert(image) => (image, false),
         NetRow::Delete(image) => (image, true),
     };
-    let sql = if deleted && !soft {
+    let mut values = Vec::with_capacity(table.columns.len());
+    let mask: Vec<bool> = if deleted && !soft {
         for c in table.key_columns() {
             values.push(sql_value(table, c, &image[c.source_index])?);
         }
+        Vec::new()
+    } else {
+        let mut mask = Vec::with_capacity(table.columns.len());
+        for c in &table.columns {
+            let v = &image[c.source_index];
+            let unchanged = matches!(v, Value::Unchanged);
+            if !unchanged {
+                values.push(sql_value(table, c, v)?);
+            }
+            mask.push(unchanged);
+        }
+        mask
+    };
+    let sql = cache
+        .entry((mask, deleted))
+        .or_insert_with_key(|(mask, deleted)| net_sql(table, mask, *deleted));
+    tx.prepare_cached(sql)
+        .and_then(|mut s| s.execute(rusqlite::params_from_iter(values.iter())))
+        .map_err(SinkError::sqlite("applying a row change"))?;
+    Ok(())
+}
+
+/// The statement for a row: a delete by key, or an upsert of the sent columns
+/// (in soft-delete mode a delete is an upsert of what the batch knows with the
+/// flag set).
+fn net_sql(table: &TargetTable, mask: &[bool], deleted: bool) -> String {
+    let name = D.ident(&table.name);
+    let soft = table.write_mode == WriteMode::SoftDelete;
+    let key_list = D.list(table.key_columns().map(|c| c.name.as_str()));
+    if deleted && !soft {
         let cond: Vec<String> = table
             .key_columns()
             .map(|c| format!("{} = ?", D.ident(&c.name)))
             .collect();
-        format!("DELETE FROM {name} WHERE {}", cond.join(" AND "))
+        return format!("DELETE FROM {name} WHERE {}", cond.join(" AND "));
+    }
+    let mut cols = Vec::new();
+    let mut sets = Vec::new();
+    for (i, c) in table.columns.iter().enumerate() {
+        if mask[i] {
+            continue;
+        }
+        cols.push(D.ident(&c.name));
+        if !table.is_key(i) {
+            sets.push(format!("{0} = excluded.{0}", D.ident(&c.name)));
+        }
+    }
+    let mut marks = vec!["?"; cols.len()].join(", ");
+    if soft {
+        let flag = i32::from(deleted);
+        cols.push(D.ident(SOFT_DELETED));
+        marks.push_str(&format!(", {flag}"));
+        sets.push(format!("{} = {flag}", D.ident(SOFT_DELETED)));
+    }
+    let action = if sets.is_empty() {
+        "NOTHING".to_string()
     } else {
-        // An upsert of the sent values; in soft-delete mode a delete is an upsert
-        // of what the batch knows with the flag set.
-        let mut cols = Vec::new();
-        let mut sets = Vec::new();
-        for (i, c) in table.columns.iter().enumerate() {
-            let v = &image[c.source_index];
-            if matches!(v, Value::Unchanged) {
-                continue;
-            }
-            values.push(sql_value(table, c, v)?);
-            cols.push(D.ident(&c.name));
-            if !table.is_key(i) {
-                sets.push(format!("{0} = excluded.{0}", D.ident(&c.name)));
-            }
-        }
-        let mut marks = vec!["?"; cols.len()].join(", ");
-        if soft {
-            let flag = i32::from(deleted);
-            cols.push(D.ident(SOFT_DELETED));
-            marks.push_str(&format!(", {flag}"));
-            sets.push(format!("{} = {flag}", D.ident(SOFT_DELETED)));
-        }
-        let action = if sets.is_empty() {
-            "NOTHING".to_string()
-        } else {
-            format!("UPDATE SET {}", sets.join(", "))
-        };
-        format!(
-            "INSERT INTO {name} ({}) VALUES ({marks}) ON CONFLICT ({key_list}) DO {action}",
-            cols.join(", ")
-        )
+        format!("UPDATE SET {}", sets.join(", "))
     };
-    tx.prepare_cached(&sql)
-        .and_then(|mut s| s.execute(rusqlite::params_from_iter(values.iter())))
-        .map_err(SinkError::sqlite("applying a row change"))?;
-    Ok(())
+    format!(
+        "INSERT INTO {name} ({}) VALUES ({marks}) ON CONFLICT ({key_list}) DO {action}",
+        cols.join(", ")
+    )
 }
 
 fn insert_history(

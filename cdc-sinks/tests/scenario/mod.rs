@@ -296,9 +296,7 @@ pub async fn renames_overrides_filters_and_hostile_identifiers(db: &impl Db) {
         vec![vec![s("1"), s("y")]]
     );
     let skipped_exists = db
-        .rows(&format!(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'skipped'"
-        ))
+        .rows("SELECT count(*) FROM information_schema.tables WHERE table_name = 'skipped'")
         .await;
     assert_eq!(skipped_exists, vec![vec![s("0")]]);
 }
