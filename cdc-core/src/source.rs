@@ -4,15 +4,17 @@ use async_trait::async_trait;
 
 use crate::event::{Record, SourcePosition, TableName};
 
-/// What a source hands the change log in one go: whole transactions (each
-/// `Begin`, its changes, `Commit`), schema records that take effect before the
-/// changes that use them, and heartbeats.
+/// What a source hands the change log in one go: transactions (each `Begin`, its
+/// changes, `Commit`), schema records that take effect before the changes that
+/// use them, and heartbeats.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceBatch {
-    /// Records in source commit order. Never ends inside a transaction.
+    /// Records in source commit order. Ends inside a transaction only when the
+    /// source splits one too large to buffer (see [`Source`]'s contract).
     pub records: Vec<Record>,
     /// The position to acknowledge to the source once these records are durable:
-    /// the position of the last `Commit` or `Heartbeat` in `records`.
+    /// the position of the last `Commit` or `Heartbeat` delivered so far, also
+    /// when this batch ends inside a transaction.
     pub position: SourcePosition,
 }
 
@@ -21,7 +23,20 @@ pub struct SourceBatch {
 /// # Contract
 ///
 /// * **Order.** Batches come in the source's commit order; a transaction is never
-///   split across batches and never interleaved with another one.
+///   interleaved with another one or with a heartbeat.
+/// * **Large transactions.** A source keeps a transaction whole in one batch
+///   unless it is too large to buffer (typically a configurable byte limit). Then
+///   it may split it: the first part holds the `Begin` and the first changes, the
+///   next batches continue with further changes (no new `Begin`), and the last
+///   part ends with the `Commit`. The `Begin` carries the transaction's id and
+///   commit position, as always. The log appends the parts as they come, so
+///   memory stays bounded; pipelines see one transaction.
+/// * **Re-delivery of a split transaction.** After a crash the log may end inside
+///   a split transaction. `start` with the last completed position must then
+///   deliver that same transaction next, whole from its `Begin`, with the same
+///   changes in the same order (schema records may be repeated); the runner
+///   skips the changes the log already holds. Anything else first fails with
+///   [`PipelineError::UnfinishedTransaction`](crate::pipeline::PipelineError).
 /// * **Resume.** [`start`](Source::start) with `Some(p)` yields only transactions
 ///   that commit after `p`, so the log never receives a duplicate. `None` starts
 ///   from the source's current position (or from a fresh slot/snapshot point).

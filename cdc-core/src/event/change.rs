@@ -61,8 +61,9 @@ pub struct Change {
 }
 
 /// Start of a source transaction. The records up to the matching [`Commit`] are
-/// one atomic unit: a source appends them in one batch and a sink applies them in
-/// one transaction.
+/// one atomic unit: a sink applies them in one transaction, unless there are more
+/// of them than the pipeline's `max_transaction_records` (then atomicity on the
+/// target is given up for that transaction, exactly-once delivery is not).
 #[derive(
     Archive, RkyvSerialize, RkyvDeserialize, Serialize, Deserialize, Debug, Clone, PartialEq,
 )]

@@ -9,6 +9,7 @@
 //! appends a duplicate: re-delivered transactions compare not after the log's last
 //! durable position and are dropped.
 
+mod open_tail;
 mod redelivery;
 mod runner;
 

@@ -1,155 +1,231 @@
-//! Dropping transactions a source re-delivers after a crash.
+//! Dropping what a source re-delivers after a crash.
+//!
+//! Two cases, both from the [`Source`](crate::Source) contract:
+//!
+//! * **Whole units at or before the log's last durable position.** A crash between
+//!   append and acknowledge makes the source send them again; they are dropped by
+//!   comparing positions. A unit is a transaction (`Begin`..`Commit`, possibly
+//!   spread over several batches), a heartbeat, or a change outside a transaction,
+//!   with the schema records just before it.
+//! * **The logged part of a split transaction.** A transaction too large to buffer
+//!   arrives in parts; a crash between parts leaves the log ending inside it (an
+//!   [`OpenTail`]). The source re-delivers it whole from its `Begin`; the changes
+//!   the log already holds are skipped, the rest is appended after them, so the
+//!   log ends up with exactly one copy.
 
 use std::cmp::Ordering;
 
-use crate::event::{Record, SourcePosition};
+use crate::event::{Begin, Record, SourcePosition};
 use crate::pipeline::PipelineError;
 
-/// Keeps only the units of `records` whose position is after `last` (the log's last
-/// durable source position). A unit is a transaction (`Begin`..`Commit`), a
-/// heartbeat or a change outside a transaction, with the schema records before it;
-/// schema records at the end of the batch count as a unit at `batch_position`.
-///
-/// Positions of kind [`SourcePosition::None`] carry no order, so such units are
-/// always kept. Positions of different sources fail with
-/// [`PipelineError::PositionMismatch`].
-pub(crate) fn drop_redelivered(
-    records: Vec<Record>,
-    batch_position: &SourcePosition,
-    last: Option<&SourcePosition>,
-) -> Result<Vec<Record>, PipelineError> {
-    let Some(last) = last else {
-        return Ok(records);
-    };
-    let mut kept = Vec::with_capacity(records.len());
-    let mut unit = Vec::new();
-    let mut in_txn = false;
-    for record in records {
-        let ends_unit = match &record {
-            Record::Begin(_) => {
-                in_txn = true;
-                false
+/// A transaction the change log ends inside of: its `Begin` and some of its
+/// changes are durable, its `Commit` is not.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OpenTail {
+    /// The `Begin`'s transaction id.
+    pub txid: Option<String>,
+    /// The `Begin`'s (commit) position.
+    pub position: SourcePosition,
+    /// How many change records of it the log holds.
+    pub logged_changes: u64,
+}
+
+/// What happens to the records of the transaction being delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transaction {
+    /// Outside a transaction.
+    None,
+    /// Inside a transaction the log already has whole: drop its records.
+    Drop,
+    /// Inside a new transaction: keep its records, after skipping this many
+    /// changes (and the schema records among them) that the log already holds.
+    Keep { skip_changes: u64 },
+}
+
+/// The ingest runner's filter over everything a source delivers in one run.
+#[derive(Debug)]
+pub(crate) struct Redelivery {
+    /// The log's last durable source position.
+    last: Option<SourcePosition>,
+    /// The split transaction the log ends inside of, until the source re-delivers it.
+    open_tail: Option<OpenTail>,
+    transaction: Transaction,
+    /// Schema records outside a transaction, waiting for the unit they precede.
+    schemas: Vec<Record>,
+}
+
+impl Redelivery {
+    /// A filter for a run that resumes after `last`, on a log that ends inside
+    /// `open_tail` if it is `Some`.
+    pub(crate) fn new(last: Option<SourcePosition>, open_tail: Option<OpenTail>) -> Self {
+        Self {
+            last,
+            open_tail,
+            transaction: Transaction::None,
+            schemas: Vec::new(),
+        }
+    }
+
+    /// Whether the log (with everything kept so far) ends inside a transaction.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.open_tail.is_some() || matches!(self.transaction, Transaction::Keep { .. })
+    }
+
+    /// Keeps the records of one source batch the log does not have yet.
+    /// `batch_position` judges schema records at the end of a batch that ends
+    /// outside a transaction.
+    pub(crate) fn keep_new(
+        &mut self,
+        records: Vec<Record>,
+        batch_position: &SourcePosition,
+    ) -> Result<Vec<Record>, PipelineError> {
+        let mut kept = Vec::with_capacity(records.len());
+        for record in records {
+            match (self.transaction, record) {
+                (Transaction::None, Record::Schema(schema)) => {
+                    self.schemas.push(Record::Schema(schema));
+                }
+                (Transaction::None, Record::Begin(begin)) => {
+                    self.begin(begin, &mut kept)?;
+                }
+                (Transaction::None, Record::Commit(commit)) => {
+                    return Err(PipelineError::MalformedSource {
+                        reason: "a commit without a begin",
+                        position: commit.position,
+                    });
+                }
+                (Transaction::None, standalone) => {
+                    let position = standalone.position().cloned();
+                    if self.open_tail.is_some() {
+                        // The log ends inside a transaction: nothing may come before
+                        // the rest of it. A heartbeat here is older than that
+                        // transaction's commit, so dropping it loses nothing.
+                        if matches!(standalone, Record::Heartbeat(_)) {
+                            self.schemas.clear();
+                            continue;
+                        }
+                        return Err(self.tail_not_redelivered(position));
+                    }
+                    let keep = position.as_ref().map_or(Ok(true), |p| self.is_new(p))?;
+                    self.settle_schemas(keep, &mut kept);
+                    if keep {
+                        kept.push(standalone);
+                    }
+                }
+                (Transaction::Drop, record) => {
+                    if let Record::Commit(_) = record {
+                        self.transaction = Transaction::None;
+                    }
+                }
+                (Transaction::Keep { skip_changes }, record) => {
+                    self.keep_in_transaction(skip_changes, record, &mut kept)?;
+                }
             }
-            Record::Commit(_) => {
-                in_txn = false;
-                true
+        }
+        if self.transaction == Transaction::None && !self.schemas.is_empty() {
+            let keep = self.open_tail.is_none() && self.is_new(batch_position)?;
+            self.settle_schemas(keep, &mut kept);
+        }
+        Ok(kept)
+    }
+
+    fn begin(&mut self, begin: Begin, kept: &mut Vec<Record>) -> Result<(), PipelineError> {
+        if !self.is_new(&begin.position)? {
+            self.schemas.clear();
+            self.transaction = Transaction::Drop;
+            return Ok(());
+        }
+        let skip_changes = match self.open_tail.take() {
+            None => {
+                self.settle_schemas(true, kept);
+                kept.push(Record::Begin(begin));
+                0
             }
-            Record::Change(_) | Record::Heartbeat(_) => !in_txn,
-            Record::Schema(_) => false,
+            Some(tail) if tail.txid == begin.txid && tail.position == begin.position => {
+                // The log has this Begin and the schemas in effect; the source
+                // re-sends schemas after a reconnect even when they did not change.
+                self.schemas.clear();
+                tail.logged_changes
+            }
+            Some(tail) => {
+                let error = self.tail_not_redelivered(Some(begin.position));
+                self.open_tail = Some(tail);
+                return Err(error);
+            }
         };
-        let position = ends_unit.then(|| record.position().cloned()).flatten();
-        unit.push(record);
-        if let Some(position) = position {
-            if is_after(&position, last)? {
-                kept.append(&mut unit);
-            } else {
-                unit.clear();
+        self.transaction = Transaction::Keep { skip_changes };
+        Ok(())
+    }
+
+    fn keep_in_transaction(
+        &mut self,
+        skip_changes: u64,
+        record: Record,
+        kept: &mut Vec<Record>,
+    ) -> Result<(), PipelineError> {
+        match record {
+            Record::Begin(begin) => Err(PipelineError::MalformedSource {
+                reason: "a transaction begins inside another",
+                position: begin.position,
+            }),
+            Record::Commit(commit) if skip_changes > 0 => Err(PipelineError::MalformedSource {
+                reason: "a re-delivered transaction has fewer changes than the log holds of it",
+                position: commit.position,
+            }),
+            Record::Commit(commit) => {
+                self.transaction = Transaction::None;
+                kept.push(Record::Commit(commit));
+                Ok(())
+            }
+            Record::Change(_) if skip_changes > 0 => {
+                self.transaction = Transaction::Keep {
+                    skip_changes: skip_changes - 1,
+                };
+                Ok(())
+            }
+            // The log holds the schemas in effect up to the skipped changes.
+            Record::Schema(_) if skip_changes > 0 => Ok(()),
+            other => {
+                kept.push(other);
+                Ok(())
             }
         }
     }
-    if !unit.is_empty() && is_after(batch_position, last)? {
-        kept.append(&mut unit);
-    }
-    Ok(kept)
-}
 
-fn is_after(position: &SourcePosition, last: &SourcePosition) -> Result<bool, PipelineError> {
-    if position.is_none() || last.is_none() {
-        return Ok(true);
+    fn settle_schemas(&mut self, keep: bool, kept: &mut Vec<Record>) {
+        if keep {
+            kept.append(&mut self.schemas);
+        } else {
+            self.schemas.clear();
+        }
     }
-    match position.compare(last) {
-        Some(order) => Ok(order == Ordering::Greater),
-        None => Err(PipelineError::PositionMismatch {
-            logged: last.clone(),
-            delivered: position.clone(),
-        }),
+
+    fn is_new(&self, position: &SourcePosition) -> Result<bool, PipelineError> {
+        let Some(last) = &self.last else {
+            return Ok(true);
+        };
+        if position.is_none() || last.is_none() {
+            return Ok(true);
+        }
+        match position.compare(last) {
+            Some(order) => Ok(order == Ordering::Greater),
+            None => Err(PipelineError::PositionMismatch {
+                logged: last.clone(),
+                delivered: position.clone(),
+            }),
+        }
+    }
+
+    fn tail_not_redelivered(&self, delivered: Option<SourcePosition>) -> PipelineError {
+        let tail = self.open_tail.as_ref();
+        PipelineError::UnfinishedTransaction {
+            txid: tail.and_then(|t| t.txid.clone()),
+            position: tail.map_or(SourcePosition::None, |t| t.position.clone()),
+            delivered: Box::new(delivered.unwrap_or(SourcePosition::None)),
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::{Begin, Commit, Heartbeat, TableName, TableSchema};
-
-    fn pg(lsn: u64) -> SourcePosition {
-        SourcePosition::Postgres { lsn }
-    }
-
-    fn txn(lsn: u64) -> Vec<Record> {
-        vec![
-            Record::Begin(Begin {
-                txid: None,
-                position: pg(lsn),
-                commit_time_micros: 0,
-            }),
-            Record::Commit(Commit {
-                txid: None,
-                position: pg(lsn),
-                commit_time_micros: 0,
-            }),
-        ]
-    }
-
-    fn schema() -> Record {
-        Record::Schema(TableSchema {
-            table: TableName::new("s", "t"),
-            columns: vec![],
-            primary_key: vec![],
-        })
-    }
-
-    #[test]
-    fn transactions_at_or_before_the_last_durable_position_are_dropped() {
-        let mut records = txn(10);
-        records.extend(txn(20));
-        records.push(schema());
-        records.extend(txn(30));
-        let kept = drop_redelivered(records, &pg(30), Some(&pg(20))).unwrap();
-        assert_eq!(kept.len(), 3);
-        assert!(matches!(kept[0], Record::Schema(_)));
-        assert_eq!(kept[2].position(), Some(&pg(30)));
-    }
-
-    #[test]
-    fn everything_is_kept_for_an_empty_log() {
-        let kept = drop_redelivered(txn(1), &pg(1), None).unwrap();
-        assert_eq!(kept.len(), 2);
-    }
-
-    #[test]
-    fn heartbeats_and_trailing_schemas_are_judged_by_position() {
-        let records = vec![
-            Record::Heartbeat(Heartbeat {
-                position: pg(5),
-                time_micros: 0,
-            }),
-            Record::Heartbeat(Heartbeat {
-                position: pg(6),
-                time_micros: 0,
-            }),
-            schema(),
-        ];
-        assert_eq!(
-            drop_redelivered(records.clone(), &pg(6), Some(&pg(5)))
-                .unwrap()
-                .len(),
-            2
-        );
-        assert!(
-            drop_redelivered(records, &pg(6), Some(&pg(6)))
-                .unwrap()
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn a_position_of_another_source_is_an_error() {
-        let other = SourcePosition::MySql {
-            file: "bin.000001".into(),
-            pos: 4,
-            gtid: None,
-        };
-        let err = drop_redelivered(txn(1), &pg(1), Some(&other)).unwrap_err();
-        assert!(matches!(err, PipelineError::PositionMismatch { .. }));
-    }
-}
+#[path = "redelivery_tests.rs"]
+mod tests;

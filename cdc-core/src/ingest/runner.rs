@@ -3,7 +3,8 @@
 use super::CancellationToken;
 use tracing::{debug, info};
 
-use super::redelivery::drop_redelivered;
+use super::open_tail::find_open_tail;
+use super::redelivery::Redelivery;
 use crate::event::{Record, SourcePosition};
 use crate::pipeline::PipelineError;
 use crate::{ChangeLog, Source};
@@ -38,7 +39,9 @@ pub struct IngestSummary {
 ///
 /// Starts the source strictly after the log's last durable source position,
 /// appends each batch minus anything re-delivered, and acknowledges the batch's
-/// position only after the append is durable. Cancellation is honoured only
+/// position only after the append is durable. A transaction the source splits
+/// over several batches is appended part by part; when a crash left the log
+/// inside one, the re-delivered copy fills in only what the log lacks. Cancellation is honoured only
 /// between batches, never between an append and its acknowledgement. After an
 /// error, calling `run` again resumes without loss or duplicates.
 ///
@@ -62,7 +65,9 @@ pub async fn run<S: Source>(
     shutdown: &CancellationToken,
 ) -> Result<IngestSummary, PipelineError> {
     let mut last = log.last_source_position();
-    info!(resume_after = ?last, "source runner starting");
+    let open_tail = find_open_tail(log)?;
+    info!(resume_after = ?last, inside_transaction = open_tail.is_some(), "source runner starting");
+    let mut redelivery = Redelivery::new(last.clone(), open_tail);
     source.start(last.clone()).await.map_err(source_error)?;
     let mut summary = IngestSummary {
         batches: 0,
@@ -82,7 +87,7 @@ pub async fn run<S: Source>(
         };
         summary.batches += 1;
         let received = batch.records.len() as u64;
-        let kept = drop_redelivered(batch.records, &batch.position, last.as_ref())?;
+        let kept = redelivery.keep_new(batch.records, &batch.position)?;
         summary.skipped += received - kept.len() as u64;
         if let Some(position) = last_durable_position(&kept) {
             last = Some(position);
@@ -103,7 +108,13 @@ pub async fn run<S: Source>(
             .map_err(source_error)?;
     };
     summary.last_position = last;
-    info!(reason = ?summary.reason, appended = summary.appended, skipped = summary.skipped, "source runner stopped");
+    info!(
+        reason = ?summary.reason,
+        appended = summary.appended,
+        skipped = summary.skipped,
+        inside_transaction = redelivery.in_transaction(),
+        "source runner stopped"
+    );
     Ok(summary)
 }
 

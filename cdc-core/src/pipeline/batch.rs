@@ -1,11 +1,17 @@
 //! Assembles log records into sink batches of whole source transactions.
 //!
 //! Memory: a batch holds at most `max_batch_records` events, except that one
-//! source transaction is always delivered whole in one batch, because the
+//! source transaction is delivered whole in one batch, because the
 //! [`Sink`](crate::Sink) contract applies a batch atomically from one
-//! `Vec<SinkEvent>`. So the buffer is bounded by `max(max_batch_records, largest
-//! filtered transaction)`. Completed transactions are flushed as soon as an open
-//! transaction would push the buffer past the limit, so the two never pile up.
+//! `Vec<SinkEvent>`. A transaction with more than `max_transaction_records`
+//! events is the exception: its events are handed over in parts of that size,
+//! each applied in its own sink transaction. So the buffer is bounded by
+//! `max(max_batch_records, max_transaction_records)`. Completed transactions are
+//! flushed as soon as an open transaction would push the buffer past the limit,
+//! so the two never pile up.
+//!
+//! A pipeline may resume inside a transaction (after a part of a split one); the
+//! first `Commit` without a `Begin` then closes that transaction.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +46,10 @@ pub(crate) struct ReadyBatch {
 pub(crate) struct BatchAssembler {
     filter: TableFilter,
     max_events: usize,
+    max_transaction_events: usize,
+    /// No `Begin` or `Commit` seen yet: the run may have started inside a
+    /// transaction whose `Begin` lies before the resume point.
+    at_resume_point: bool,
     /// Schemas seen in this run; a table missing here gets a schema event first.
     schemas: HashMap<TableName, Arc<TableSchema>>,
     /// Events of completed units (transactions, standalone records).
@@ -56,10 +66,16 @@ pub(crate) struct BatchAssembler {
 }
 
 impl BatchAssembler {
-    pub(crate) fn new(filter: TableFilter, max_events: usize) -> Self {
+    pub(crate) fn new(
+        filter: TableFilter,
+        max_events: usize,
+        max_transaction_events: usize,
+    ) -> Self {
         Self {
             filter,
             max_events,
+            max_transaction_events,
+            at_resume_point: true,
             schemas: HashMap::new(),
             ready: Vec::new(),
             ready_through: None,
@@ -107,10 +123,12 @@ impl BatchAssembler {
                 if self.open_txn.is_some() {
                     return Err(malformed(offset, "a transaction begins inside another"));
                 }
+                self.at_resume_point = false;
                 self.open_txn = Some(offset);
             }
             Record::Commit(commit) => {
-                if self.open_txn.take().is_none() {
+                let resumed_inside = std::mem::take(&mut self.at_resume_point);
+                if self.open_txn.take().is_none() && !resumed_inside {
                     return Err(malformed(offset, "a commit without a begin"));
                 }
                 self.ready.append(&mut self.pending);
@@ -126,6 +144,7 @@ impl BatchAssembler {
                         change,
                     });
                     self.complete_standalone(offset, Some(time));
+                    self.split_oversized(offset, time);
                 } else {
                     self.complete_standalone(offset, None);
                 }
@@ -170,6 +189,15 @@ impl BatchAssembler {
             &mut self.pending
         } else {
             &mut self.ready
+        }
+    }
+
+    /// Hands over the open transaction's events so far once there are too many
+    /// to hold: the transaction goes to the sink in parts.
+    fn split_oversized(&mut self, offset: u64, time: i64) {
+        if self.open_txn.is_some() && self.pending.len() >= self.max_transaction_events {
+            self.ready.append(&mut self.pending);
+            self.complete(offset, Some(time));
         }
     }
 

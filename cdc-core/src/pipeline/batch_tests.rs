@@ -79,7 +79,7 @@ fn change_offsets(batch: &SinkBatch) -> Vec<u64> {
 
 #[test]
 fn an_open_transaction_is_never_part_of_a_batch() {
-    let mut asm = BatchAssembler::new(TableFilter::all(), 100);
+    let mut asm = BatchAssembler::new(TableFilter::all(), 100, 1_000_000);
     push_all(
         &mut asm,
         0,
@@ -107,7 +107,7 @@ fn an_open_transaction_is_never_part_of_a_batch() {
 
 #[test]
 fn first_change_of_a_table_is_preceded_by_its_schema_once() {
-    let mut asm = BatchAssembler::new(TableFilter::all(), 100);
+    let mut asm = BatchAssembler::new(TableFilter::all(), 100, 1_000_000);
     push_all(
         &mut asm,
         0,
@@ -122,7 +122,7 @@ fn first_change_of_a_table_is_preceded_by_its_schema_once() {
 
 #[test]
 fn schema_records_in_the_log_are_delivered_where_they_sit() {
-    let mut asm = BatchAssembler::new(TableFilter::all(), 100);
+    let mut asm = BatchAssembler::new(TableFilter::all(), 100, 1_000_000);
     let mut s2 = schema("a");
     s2.columns[0].name = "key".into();
     push_all(
@@ -145,7 +145,7 @@ fn schema_records_in_the_log_are_delivered_where_they_sit() {
 #[test]
 fn filtered_tables_produce_no_events_but_advance_the_offset() {
     let filter = TableFilter::all().include(TablePattern::table(&TableName::new("public", "a")));
-    let mut asm = BatchAssembler::new(filter, 100);
+    let mut asm = BatchAssembler::new(filter, 100, 1_000_000);
     push_all(
         &mut asm,
         0,
@@ -166,7 +166,7 @@ fn filtered_tables_produce_no_events_but_advance_the_offset() {
 
 #[test]
 fn a_missing_schema_is_an_error_not_a_guess() {
-    let mut asm = BatchAssembler::new(TableFilter::all(), 100);
+    let mut asm = BatchAssembler::new(TableFilter::all(), 100, 1_000_000);
     asm.push(0, begin(1), &NoSchemas).unwrap();
     let err = asm.push(1, insert("unknown", 1), &NoSchemas).unwrap_err();
     assert!(matches!(
@@ -177,21 +177,54 @@ fn a_missing_schema_is_an_error_not_a_guess() {
 
 #[test]
 fn nested_begin_and_stray_commit_are_malformed() {
-    let mut asm = BatchAssembler::new(TableFilter::all(), 100);
+    let mut asm = BatchAssembler::new(TableFilter::all(), 100, 1_000_000);
+    push_all(&mut asm, 0, vec![begin(1), commit(1)]);
     assert!(matches!(
-        asm.push(0, commit(1), &NoSchemas),
-        Err(PipelineError::MalformedLog { offset: 0, .. })
-    ));
-    asm.push(1, begin(1), &NoSchemas).unwrap();
-    assert!(matches!(
-        asm.push(2, begin(2), &NoSchemas),
+        asm.push(2, commit(2), &NoSchemas),
         Err(PipelineError::MalformedLog { offset: 2, .. })
+    ));
+    asm.push(3, begin(3), &NoSchemas).unwrap();
+    assert!(matches!(
+        asm.push(4, begin(4), &NoSchemas),
+        Err(PipelineError::MalformedLog { offset: 4, .. })
     ));
 }
 
 #[test]
+fn a_transaction_over_the_limit_goes_to_the_sink_in_parts() {
+    let mut asm = BatchAssembler::new(TableFilter::all(), 100, 3);
+    // Schema event + 2 changes reach the limit of 3 pending events.
+    push_all(&mut asm, 0, vec![begin(1), insert("a", 1), insert("a", 2)]);
+    let first = asm.take_ready().expect("a first part");
+    assert_eq!(first.batch.last_offset, 2);
+    assert_eq!(change_offsets(&first.batch), vec![1, 2]);
+    assert!(asm.in_transaction());
+    push_all(&mut asm, 3, vec![insert("a", 3), insert("a", 4)]);
+    assert!(!asm.has_ready(), "two pending events are under the limit");
+    push_all(&mut asm, 5, vec![insert("a", 5), commit(1)]);
+    let rest = asm.take_ready().expect("the rest");
+    assert_eq!(rest.batch.last_offset, 6);
+    assert_eq!(change_offsets(&rest.batch), vec![3, 4, 5]);
+    assert!(!asm.in_transaction());
+}
+
+#[test]
+fn a_run_resumed_inside_a_transaction_accepts_its_commit() {
+    let mut asm = BatchAssembler::new(TableFilter::all(), 100, 1_000_000);
+    push_all(&mut asm, 10, vec![insert("a", 3), commit(1), begin(2)]);
+    assert!(matches!(asm.push(13, commit(2), &NoSchemas), Ok(())));
+    assert!(matches!(
+        asm.push(14, commit(3), &NoSchemas),
+        Err(PipelineError::MalformedLog { offset: 14, .. })
+    ));
+    let batch = asm.take_ready().unwrap().batch;
+    assert_eq!(batch.last_offset, 13);
+    assert_eq!(change_offsets(&batch), vec![10]);
+}
+
+#[test]
 fn fullness_counts_the_open_transaction_but_never_splits_it() {
-    let mut asm = BatchAssembler::new(TableFilter::all(), 3);
+    let mut asm = BatchAssembler::new(TableFilter::all(), 3, 1_000_000);
     push_all(&mut asm, 0, vec![begin(1), insert("a", 1), commit(1)]);
     assert!(!asm.is_full());
     push_all(&mut asm, 3, vec![begin(2), insert("a", 2)]);
@@ -222,7 +255,7 @@ fn fullness_counts_the_open_transaction_but_never_splits_it() {
 
 #[test]
 fn heartbeats_advance_the_offset_and_the_source_time() {
-    let mut asm = BatchAssembler::new(TableFilter::all(), 100);
+    let mut asm = BatchAssembler::new(TableFilter::all(), 100, 1_000_000);
     push_all(&mut asm, 0, vec![begin(1), insert("a", 1), commit(1)]);
     asm.push(
         3,
@@ -242,7 +275,7 @@ fn heartbeats_advance_the_offset_and_the_source_time() {
 
 #[test]
 fn the_delay_runs_only_while_completed_units_wait() {
-    let mut asm = BatchAssembler::new(TableFilter::all(), 100);
+    let mut asm = BatchAssembler::new(TableFilter::all(), 100, 1_000_000);
     let delay = Duration::from_secs(1);
     push_all(&mut asm, 0, vec![begin(1), insert("a", 1)]);
     assert!(asm.deadline(delay).is_none());
@@ -254,7 +287,7 @@ fn the_delay_runs_only_while_completed_units_wait() {
 
 #[test]
 fn a_skipped_change_counts_as_read_without_ending_its_transaction() {
-    let mut asm = BatchAssembler::new(TableFilter::all(), 100);
+    let mut asm = BatchAssembler::new(TableFilter::all(), 100, 1_000_000);
     push_all(&mut asm, 0, vec![begin(1)]);
     asm.skip(1);
     assert!(asm.in_transaction() && !asm.has_ready());

@@ -45,9 +45,16 @@ pub struct PipelineConfig {
     pub tables: TableFilter,
     /// A batch is handed to the sink once it holds this many events (schema
     /// records and changes). A single larger transaction still goes whole in one
-    /// batch. Default: 1000.
+    /// batch, up to `max_transaction_records`. Default: 1000.
     #[serde(default = "default_max_batch_records")]
     pub max_batch_records: usize,
+    /// A source transaction with more events than this is applied in several sink
+    /// transactions of about this size, so memory stays bounded: the target may
+    /// show such a transaction half applied for a moment, but every change is
+    /// still delivered exactly once. Smaller transactions are always applied
+    /// atomically. Default: 100000.
+    #[serde(default = "default_max_transaction_records")]
+    pub max_transaction_records: usize,
     /// Longest time a completed transaction waits for more before its batch is
     /// handed to the sink, so a quiet stream still flushes. Default: 100 ms.
     #[serde(default = "default_max_batch_delay")]
@@ -56,6 +63,10 @@ pub struct PipelineConfig {
 
 fn default_max_batch_records() -> usize {
     1000
+}
+
+fn default_max_transaction_records() -> usize {
+    100_000
 }
 
 fn default_max_batch_delay() -> Duration {
@@ -70,6 +81,7 @@ impl PipelineConfig {
             start: StartFrom::default(),
             tables: TableFilter::default(),
             max_batch_records: default_max_batch_records(),
+            max_transaction_records: default_max_transaction_records(),
             max_batch_delay: default_max_batch_delay(),
         }
     }
@@ -85,6 +97,12 @@ impl PipelineConfig {
         }
         if self.max_batch_records == 0 {
             return Err(config_error("max_batch_records", "must be at least 1"));
+        }
+        if self.max_transaction_records == 0 {
+            return Err(config_error(
+                "max_transaction_records",
+                "must be at least 1",
+            ));
         }
         if self.max_batch_delay.is_zero() {
             return Err(config_error("max_batch_delay", "must be greater than zero"));

@@ -101,6 +101,32 @@ pub enum PipelineError {
         /// The position the source delivered.
         delivered: SourcePosition,
     },
+    /// A source delivered records that break its ordering contract (for example a
+    /// commit without a begin). Nothing of the batch was appended; this is a bug in
+    /// the source, so retrying does not help.
+    #[error("source broke its contract at {position:?}: {reason}")]
+    MalformedSource {
+        /// The position of the offending record.
+        position: SourcePosition,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The change log ends inside a transaction that was appended in parts, and the
+    /// source, restarted after its last completed transaction, did not re-deliver
+    /// that transaction first. The log cannot be completed consistently: start a
+    /// new log from a fresh snapshot of the source. Retrying does not help.
+    #[error(
+        "the change log ends inside transaction {txid:?} at {position:?}, but the source \
+         re-delivered {delivered:?} first; re-snapshot the source into a new log"
+    )]
+    UnfinishedTransaction {
+        /// The unfinished transaction's id.
+        txid: Option<String>,
+        /// Its commit position.
+        position: SourcePosition,
+        /// The position the source delivered instead (boxed to keep the error small).
+        delivered: Box<SourcePosition>,
+    },
     /// A pause was requested at an offset the pipeline has already read past.
     /// Request a pause at or after `next`.
     #[error("cannot pause at offset {requested}: the pipeline already read up to {next}")]

@@ -89,7 +89,11 @@ impl<K: Sink + 'static> Pipeline<K> {
         let runtime = Runtime {
             subscription: log.subscribe(read_from),
             log: log.clone(),
-            assembler: BatchAssembler::new(config.tables.clone(), config.max_batch_records),
+            assembler: BatchAssembler::new(
+                config.tables.clone(),
+                config.max_batch_records,
+                config.max_transaction_records,
+            ),
             committer: CursorCommitter::new(log.clone(), config.name.clone(), cursor),
             config,
             sink,
