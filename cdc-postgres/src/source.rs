@@ -298,7 +298,9 @@ impl Running {
                     }
                 };
             match message {
-                None => return Ok(None),
+                // The server ended the stream (it is shutting down or restarting):
+                // not the end of the source, so the host's retry resumes.
+                None => return Err(Error::ConnectionClosed),
                 Some(CopyMessage::Keepalive {
                     wal_end,
                     reply_requested,
