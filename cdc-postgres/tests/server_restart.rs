@@ -15,7 +15,7 @@ fn config(pg: &Postgres, slot: &str) -> PostgresConfig {
         pg.user(),
         pg.database(),
         slot,
-        &format!("{slot}_pub"),
+        format!("{slot}_pub"),
         vec![TableName::new("public", "e")],
     );
     config.port = pg.port();
