@@ -132,9 +132,9 @@ impl PipelineHandle {
     /// until it does; returns the offset it holds at.
     ///
     /// That is `offset` itself whenever `offset` is a transaction boundary, which
-    /// every [`LogOffsets`](crate::LogOffsets) value is (the log appends whole
-    /// source transactions). An offset inside a transaction pauses right after that
-    /// transaction, since batches never split one. Fails with
+    /// every [`LogOffsets`](crate::LogOffsets) value is, except while a source is
+    /// appending a transaction it split into parts. An offset inside a transaction
+    /// pauses right after that transaction's commit. Fails with
     /// [`PipelineError::PausePassed`] if the pipeline has already read past
     /// `offset`, and [`PipelineError::Stopped`] if it stops first. Several pause
     /// requests may wait at once; the pipeline holds at the lowest, and a request

@@ -25,6 +25,8 @@ use crate::{ChangeLog, LogEntry, Sink, Subscription};
 ///
 /// * The sink receives whole source transactions in log order, several per batch,
 ///   each batch at most `max_batch_records` events unless one transaction is larger.
+///   A transaction of more than `max_transaction_records` events is handed over in
+///   parts (bounded memory; atomicity on the target is given up for it only).
 /// * The cursor is committed to `last_offset + 1` only after the sink applied the
 ///   batch, and never moves backwards. Commits run beside the next batch (see
 ///   the `commit` module): the cursor may trail the sink by one fsync's worth of
@@ -35,16 +37,67 @@ use crate::{ChangeLog, LogEntry, Sink, Subscription};
 /// * A resume point older than the log's retention fails with
 ///   [`PipelineError::NeedsBackfill`]; records are never skipped silently.
 ///
-/// ```no_run
+/// ```
+/// use std::sync::{Arc, Mutex};
+///
+/// use cdc_core::event::{Begin, Change, ChangeKind, Commit, Record, SourcePosition, TableName};
+/// use cdc_core::event::{Column, DataType, TableSchema, Value};
 /// use cdc_core::pipeline::{Pipeline, PipelineConfig};
-/// # async fn run<S: cdc_core::Sink + 'static>(log: cdc_core::ChangeLog, sink: S)
-/// # -> Result<(), cdc_core::pipeline::PipelineError> {
-/// let handle = Pipeline::new(log, PipelineConfig::new("to-warehouse"), sink)?
+/// use cdc_core::{ChangeLog, LogConfig, Sink, SinkBatch, SinkEvent};
+///
+/// /// A sink that counts the changes it applied (a real one writes a database).
+/// struct Counter(Arc<Mutex<usize>>);
+///
+/// #[async_trait::async_trait]
+/// impl Sink for Counter {
+///     type Error = std::io::Error;
+///     fn stores_offsets(&self) -> bool { false }
+///     async fn stored_offset(&mut self) -> Result<Option<u64>, Self::Error> { Ok(None) }
+///     async fn apply(&mut self, batch: &SinkBatch) -> Result<(), Self::Error> {
+///         let changes = batch.events.iter().filter(|e| matches!(e, SinkEvent::Change { .. }));
+///         *self.0.lock().unwrap() += changes.count();
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let log = ChangeLog::open(dir.path(), LogConfig::default())?;
+/// let table = TableName::new("public", "orders");
+/// let position = SourcePosition::Postgres { lsn: 100 };
+/// let id = Column {
+///     name: "id".into(),
+///     data_type: DataType::Int { bits: 64, signed: true },
+///     source_type: "bigint".into(),
+///     nullable: false,
+/// };
+/// log.append(vec![
+///     Record::Schema(TableSchema { table: table.clone(), columns: vec![id], primary_key: vec![0] }),
+///     Record::Begin(Begin { txid: None, position: position.clone(), commit_time_micros: 0 }),
+///     Record::Change(Change {
+///         table,
+///         kind: ChangeKind::Insert,
+///         before: None,
+///         after: Some(vec![Value::Int(1)]),
+///         position: position.clone(),
+///         txid: None,
+///         commit_time_micros: 0,
+///     }),
+///     Record::Commit(Commit { txid: None, position, commit_time_micros: 0 }),
+/// ])
+/// .await?;
+///
+/// let applied = Arc::new(Mutex::new(0));
+/// let handle = Pipeline::new(log.clone(), PipelineConfig::new("to-warehouse"), Counter(applied.clone()))?
 ///     .start()
 ///     .await?;
-/// println!("{:?}", handle.lag());
+/// // Pause exactly at the log's durable end: everything before it is applied.
+/// handle.pause_at(log.offsets().durable).await?;
+/// assert_eq!(*applied.lock().unwrap(), 1);
+/// handle.resume().await?;
 /// let summary = handle.shutdown().await?;
-/// println!("stopped at offset {}", summary.next_offset);
+/// assert_eq!(summary.next_offset, 4);
 /// # Ok(()) }
 /// ```
 pub struct Pipeline<K> {
