@@ -87,7 +87,7 @@ fn decode(c: &mut Criterion) {
     });
     group.bench_function("assemble_typed_transactions", |b| {
         b.iter(|| {
-            cdc_postgres::decode_offline(&tables, messages.iter().map(Vec::as_slice))
+            cdc_postgres::decode_offline(&tables, u64::MAX, messages.iter().map(Vec::as_slice))
                 .expect("decodes")
                 .len()
         })

@@ -1,6 +1,7 @@
 //! Connection and replication settings.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cdc_core::event::TableName;
@@ -31,6 +32,33 @@ impl fmt::Debug for Password {
     }
 }
 
+/// Whether and how connections use TLS, with libpq's `sslmode` meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server accepts it, plain otherwise; the certificate is not
+    /// checked (encryption against passive eavesdropping only).
+    #[default]
+    Prefer,
+    /// TLS or fail; the certificate is not checked.
+    Require,
+    /// TLS or fail; the certificate must chain to `ssl_root_cert` and name the host.
+    VerifyFull,
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
+        })
+    }
+}
+
 /// Settings of a PostgreSQL logical replication source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +76,12 @@ pub struct PostgresConfig {
     pub password: Option<Password>,
     /// Database name.
     pub database: String,
+    /// TLS for every connection (replication and queries). Default `prefer`.
+    #[serde(default)]
+    pub ssl_mode: SslMode,
+    /// PEM file of the CA certificates trusted with `verify-full`. Default none.
+    #[serde(default)]
+    pub ssl_root_cert: Option<PathBuf>,
     /// Logical replication slot name.
     pub slot: String,
     /// Publication name.
@@ -64,10 +98,11 @@ pub struct PostgresConfig {
     /// Send a standby status update at least this often. Default 10 s.
     #[serde(default = "default_status")]
     pub status_interval: Duration,
-    /// Largest transaction (decoded bytes) buffered before it is handed over
-    /// whole; bigger ones fail with a clear error. Default 1 GiB.
-    #[serde(default = "default_max_tx")]
-    pub max_transaction_bytes: u64,
+    /// Memory (estimated decoded bytes) a transaction may buffer before it is
+    /// handed to the change log in parts of about this size instead of whole,
+    /// so a transaction of any size streams with bounded memory. Default 64 MiB.
+    #[serde(default = "default_chunk")]
+    pub transaction_chunk_bytes: u64,
 }
 
 fn default_host() -> String {
@@ -85,8 +120,8 @@ fn default_heartbeat() -> Duration {
 fn default_status() -> Duration {
     Duration::from_secs(10)
 }
-fn default_max_tx() -> u64 {
-    1 << 30
+fn default_chunk() -> u64 {
+    64 << 20
 }
 
 /// Session settings that make every text value unambiguous for the decoder.
@@ -113,13 +148,15 @@ impl PostgresConfig {
             user: user.into(),
             password: None,
             database: database.into(),
+            ssl_mode: SslMode::default(),
+            ssl_root_cert: None,
             slot: slot.into(),
             publication: publication.into(),
             tables,
             create_publication: true,
             heartbeat_interval: default_heartbeat(),
             status_interval: default_status(),
-            max_transaction_bytes: default_max_tx(),
+            transaction_chunk_bytes: default_chunk(),
         }
     }
 
@@ -149,6 +186,18 @@ impl PostgresConfig {
         if self.heartbeat_interval.is_zero() || self.status_interval.is_zero() {
             return bad("heartbeat_interval", "intervals must be above zero");
         }
+        if self.ssl_mode == SslMode::VerifyFull && self.ssl_root_cert.is_none() {
+            return bad(
+                "ssl_root_cert",
+                "ssl_mode verify-full needs the PEM file of the CA that signed the server's certificate",
+            );
+        }
+        if self.transaction_chunk_bytes == 0 {
+            return bad(
+                "transaction_chunk_bytes",
+                "must be above zero (default 64 MiB)",
+            );
+        }
         Ok(())
     }
 
@@ -169,6 +218,11 @@ impl PostgresConfig {
             .map(|(k, v)| format!("-c {k}={v}"))
             .collect();
         config.options(options.join(" "));
+        config.ssl_mode(match self.ssl_mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+        });
         config
     }
 }

@@ -20,6 +20,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// TLS could not be set up as configured.
+    #[error("tls to postgres: {reason} (retry does not help until this is fixed)")]
+    Tls {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// The TLS handshake failed, e.g. the server's certificate was not accepted.
+    #[error(
+        "tls handshake with postgres at {host} failed; check ssl_root_cert, the certificate's names and ssl_mode (retry helps only for a network fault)"
+    )]
+    TlsHandshake {
+        /// The host connected to.
+        host: String,
+        /// The handshake error (rustls' reason inside).
+        #[source]
+        source: std::io::Error,
+    },
     /// The server closed the replication connection; retrying resumes from the last acknowledged position.
     #[error(
         "postgres closed the replication connection (retry resumes from the last acknowledged position)"
@@ -151,16 +168,6 @@ pub enum Error {
         /// What happened to it.
         reason: String,
     },
-    /// A transaction exceeded the configured size limit.
-    #[error(
-        "transaction {xid} exceeds max_transaction_bytes ({limit} bytes); raise the limit (retry does not help)"
-    )]
-    TransactionTooLarge {
-        /// Transaction id.
-        xid: u32,
-        /// The limit.
-        limit: u64,
-    },
     /// The resume position is of another source kind.
     #[error(
         "resume position {position} is not a postgres lsn; the change log belongs to another source"
@@ -185,6 +192,12 @@ pub enum Error {
 impl Error {
     pub(crate) fn query(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
         move |source| Error::Query { context, source }
+    }
+
+    pub(crate) fn tls(reason: impl Into<String>) -> Error {
+        Error::Tls {
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn protocol(reason: impl Into<String>) -> Error {

@@ -1,14 +1,15 @@
 //! # cdc-postgres
 //!
 //! A PostgreSQL logical replication source: a replication-mode connection
-//! built on `postgres-protocol` (trust, md5 and SCRAM-SHA-256 authentication),
+//! built on `postgres-protocol` (trust, md5 and SCRAM-SHA-256 authentication,
+//! optional TLS with rustls),
 //! a hand-written pgoutput decoder, typed values with source fidelity, slot and
 //! publication management with checks that name their fix, and heartbeats that
 //! keep an idle slot's confirmed position moving.
 //!
-//! [`PostgresSource`] implements [`cdc_core::Source`]: whole transactions in
-//! commit order, positioned at each commit's end LSN, confirmed upstream only
-//! when acknowledged.
+//! [`PostgresSource`] implements [`cdc_core::Source`]: transactions in commit
+//! order (whole, or in parts when too large to buffer), positioned at each
+//! commit record's LSN plus one, confirmed upstream only when acknowledged.
 
 mod assembler;
 mod config;
@@ -19,10 +20,11 @@ mod schema;
 mod slot;
 mod snapshot;
 mod source;
+mod tls;
 mod value;
 
 pub use assembler::{Assembler, HEARTBEAT_PREFIX, decode_offline, describe_offline};
-pub use config::{Password, PostgresConfig};
+pub use config::{Password, PostgresConfig, SslMode};
 pub use error::{Error, Result};
 pub use replication::{format_lsn, parse_lsn};
 pub use schema::{Catalog, RelationInfo};

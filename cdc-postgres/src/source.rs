@@ -22,9 +22,11 @@ use crate::snapshot::InitialSnapshot;
 ///
 /// `start` checks the server's settings, the tables and the publication, finds
 /// or creates the slot and starts streaming after the resume position. Batches
-/// are whole transactions in commit order, positioned at the commit's end LSN.
-/// The slot's confirmed position advances only through
-/// [`acknowledge`](Source::acknowledge).
+/// are whole transactions in commit order, positioned at the commit record's
+/// LSN plus one; a transaction whose buffered changes reach
+/// [`PostgresConfig::transaction_chunk_bytes`] comes in parts (see
+/// [`Assembler`](crate::Assembler)). The slot's confirmed position advances
+/// only through [`acknowledge`](Source::acknowledge).
 pub struct PostgresSource {
     config: PostgresConfig,
     running: Option<Running>,
@@ -62,17 +64,27 @@ impl std::fmt::Debug for PostgresSource {
 
 /// Connects an ordinary (non-replication) client with the decoder's session settings.
 pub async fn connect_client(config: &PostgresConfig) -> Result<Client> {
-    let (client, connection) = config
-        .query_config()
-        .connect(NoTls)
+    let query_config = config.query_config();
+    let Some(tls) = crate::tls::client_config(config)? else {
+        let (client, connection) = query_config
+            .connect(NoTls)
+            .await
+            .map_err(Error::query("connecting"))?;
+        tokio::spawn(log_end(connection));
+        return Ok(client);
+    };
+    let (client, connection) = query_config
+        .connect(crate::tls::MakeRustlsConnect::new(tls))
         .await
         .map_err(Error::query("connecting"))?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            debug!(%error, "query connection ended");
-        }
-    });
+    tokio::spawn(log_end(connection));
     Ok(client)
+}
+
+async fn log_end(connection: impl std::future::Future<Output = Result<(), tokio_postgres::Error>>) {
+    if let Err(error) = connection.await {
+        debug!(%error, "query connection ended");
+    }
 }
 
 impl PostgresSource {
@@ -227,7 +239,7 @@ impl PostgresSource {
             assembler: Assembler::new(
                 &self.config.tables,
                 start,
-                self.config.max_transaction_bytes,
+                self.config.transaction_chunk_bytes,
             ),
             flushed: start,
             written: start,

@@ -181,6 +181,30 @@ host replication all 127.0.0.1/32 trust
             .args(["-p", &self.port.to_string(), "-d", "postgres", "-c", sql]))
     }
 
+    /// Turns TLS on with a PEM certificate (chain) and its private key, and
+    /// restarts the server on the same port. Plain connections keep working,
+    /// so a client chooses with its `sslmode`.
+    pub fn enable_tls(&mut self, cert_pem: &[u8], key_pem: &[u8]) -> Result<(), Error> {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.data_path();
+        let (cert, key) = (data.join("server.crt"), data.join("server.key"));
+        fs::write(&cert, cert_pem).map_err(Error::io("writing server.crt"))?;
+        fs::write(&key, key_pem).map_err(Error::io("writing server.key"))?;
+        // PostgreSQL refuses a key others can read.
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600))
+            .map_err(Error::io("restricting server.key"))?;
+        if let Some(account) = &self.account {
+            account.own(&cert)?;
+            account.own(&key)?;
+        }
+        let mut conf = fs::read_to_string(data.join("postgresql.conf"))
+            .map_err(Error::io("reading postgresql.conf"))?;
+        conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        fs::write(data.join("postgresql.conf"), conf)
+            .map_err(Error::io("writing postgresql.conf"))?;
+        self.restart()
+    }
+
     /// Stops the server with a fast shutdown (clients disconnected, clean checkpoint).
     pub fn stop(&mut self) {
         if let Some(mut server) = self.server.take() {

@@ -17,5 +17,6 @@ fuzz_target!(|data: &[u8]| {
         rest = &tail[len..];
     }
     let tables = [TableName::new("public", "t")];
-    let _ = cdc_postgres::decode_offline(&tables, messages);
+    // A tiny part size so the splitting of large transactions is exercised too.
+    let _ = cdc_postgres::decode_offline(&tables, 512, messages);
 });

@@ -11,13 +11,14 @@ use tokio::net::TcpStream;
 use super::frame::{CopyMessage, Frame, parse_copy_data, split_frame, standby_status_update};
 use crate::config::{PostgresConfig, SESSION_SETTINGS};
 use crate::error::{Error, Result};
+use crate::tls::PgStream;
 
 /// Result rows of a simple query, values as text.
 pub(crate) type TextRows = Vec<Vec<Option<String>>>;
 
 /// A connection in replication mode.
 pub(crate) struct ReplicationConnection {
-    stream: TcpStream,
+    stream: PgStream,
     read_buf: BytesMut,
     write_buf: BytesMut,
 }
@@ -33,6 +34,7 @@ impl ReplicationConnection {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
+        let stream = PgStream::negotiate(stream, config).await?;
         let mut conn = Self {
             stream,
             read_buf: BytesMut::with_capacity(256 * 1024),
@@ -241,7 +243,12 @@ impl ReplicationConnection {
     async fn flush(&mut self) -> Result<()> {
         let result = self.stream.write_all(&self.write_buf).await;
         self.write_buf.clear();
-        result.map_err(|_| Error::ConnectionClosed)
+        result.map_err(|_| Error::ConnectionClosed)?;
+        // TLS buffers what it encrypts until flushed.
+        self.stream
+            .flush()
+            .await
+            .map_err(|_| Error::ConnectionClosed)
     }
 
     async fn read_frame(&mut self) -> Result<Frame> {
