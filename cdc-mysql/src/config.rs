@@ -1,6 +1,7 @@
 //! Source configuration.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cdc_core::event::TableName;
@@ -90,6 +91,15 @@ pub struct MySqlConfig {
     /// returned. Default 20 (about 30 s of server downtime).
     #[serde(default = "default_reconnects")]
     pub reconnect_attempts: u32,
+    /// A transaction whose changes take more than about this many bytes in
+    /// memory is spilled to disk and delivered in parts of about this size
+    /// (see `cdc_core::Source`). Default 64 MiB.
+    #[serde(default = "default_chunk_bytes")]
+    pub transaction_chunk_bytes: u64,
+    /// Directory for the spill files of large transactions. Default: the
+    /// system temp dir.
+    #[serde(default)]
+    pub spill_dir: Option<PathBuf>,
 }
 
 fn default_port() -> u16 {
@@ -103,6 +113,9 @@ fn default_heartbeat() -> Duration {
 }
 fn default_reconnects() -> u32 {
     20
+}
+fn default_chunk_bytes() -> u64 {
+    64 << 20
 }
 
 impl MySqlConfig {
@@ -124,6 +137,8 @@ impl MySqlConfig {
             start_from: StartFrom::default(),
             heartbeat: default_heartbeat(),
             reconnect_attempts: default_reconnects(),
+            transaction_chunk_bytes: default_chunk_bytes(),
+            spill_dir: None,
         }
     }
 
@@ -145,6 +160,14 @@ impl MySqlConfig {
             return Err(Error::Config {
                 field: "heartbeat",
                 reason: "must be between 1 ms and 4294967 s".into(),
+            });
+        }
+        if self.transaction_chunk_bytes == 0
+            || usize::try_from(self.transaction_chunk_bytes).is_err()
+        {
+            return Err(Error::Config {
+                field: "transaction_chunk_bytes",
+                reason: "must be at least 1 and fit in memory (64 MiB is a good size)".into(),
             });
         }
         Ok(())

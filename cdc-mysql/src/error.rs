@@ -72,6 +72,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The spill file of a transaction too large to buffer could not be written
+    /// or read back. Free disk space in the directory (or set `spill_dir`) and
+    /// restart from the log's last durable position; retrying as is does not help.
+    #[error(
+        "cannot spill a large transaction to {dir}: {source}; free disk space there or set \
+         spill_dir, then restart"
+    )]
+    Spill {
+        /// The spill directory.
+        dir: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The configuration is invalid; fix the named field.
     #[error("invalid configuration: {field}: {reason}")]
     Config {

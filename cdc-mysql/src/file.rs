@@ -5,17 +5,20 @@ use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use cdc_core::event::{SourcePosition, TableName};
+use cdc_core::event::{Record, SourcePosition, TableName};
 use cdc_core::{Source, SourceBatch};
 
+use crate::binlog::cursor::DecodeError;
 use crate::binlog::frame::FrameReader;
 use crate::error::{Error, Result};
 use crate::transaction::{DecodeStats, Decoder};
 
 /// Decodes one binlog file image named `file_name` with `decoder`, pushing
-/// whole transactions to `out`. Unknown event types are skipped and counted in
-/// the decoder's stats. A torn last event (file still being written) ends the
-/// file without error; the transaction it belongs to is not emitted.
+/// whole transactions to `out` (the parts of a split transaction too, so all of
+/// it is in memory; [`BinlogFiles`] reads lazily instead). Unknown event types
+/// are skipped and counted in the decoder's stats. A torn last event (file
+/// still being written) ends the file without error; the transaction it belongs
+/// to is not emitted.
 pub fn decode_file(
     decoder: &mut Decoder,
     file_name: &str,
@@ -28,55 +31,97 @@ pub fn decode_file(
 fn decode_frames(
     decoder: &mut Decoder,
     file_name: &str,
-    reader: Result<FrameReader<'_>, crate::binlog::cursor::DecodeError>,
+    reader: Result<FrameReader<'_>, DecodeError>,
     out: &mut Vec<SourceBatch>,
 ) -> Result<()> {
     let mut reader = reader.map_err(|e| Error::malformed(file_name, 0, e.0))?;
-    // A file read on its own starts with a fresh position; its own rotate
-    // events say where the stream continues.
+    enter_file(decoder, file_name)?;
+    while step(decoder, file_name, &mut reader, out)? {
+        while let Some(part) = decoder
+            .next_part()
+            .map_err(|e| e.into_error(file_name, reader.offset()))?
+        {
+            out.push(part);
+        }
+    }
+    decoder.abandon_transaction();
+    Ok(())
+}
+
+/// A file read on its own starts with a fresh position; its own rotate events
+/// say where the stream continues.
+fn enter_file(decoder: &mut Decoder, file_name: &str) -> Result<()> {
     if decoder.file() != file_name {
         decoder
             .set_position(file_name, 4, None)
             .map_err(|e| Error::malformed(file_name, 0, e))?;
     }
-    loop {
-        let at = reader.offset();
-        let frame = match reader.next_frame() {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(e) if e.0.starts_with("torn") => {
-                tracing::warn!(
-                    file = file_name,
-                    offset = at,
-                    "binlog file ends in a torn event"
-                );
-                break;
-            }
-            Err(e) => return Err(Error::malformed(file_name, at, e.0)),
-        };
-        decoder
-            .feed(&frame.header, frame.body, out)
-            .map_err(|e| Error::malformed(file_name, at, e.0))?;
-    }
-    decoder.abandon_transaction();
     Ok(())
+}
+
+/// Feeds the next event; `false` at the end of the file (or a torn last event).
+fn step(
+    decoder: &mut Decoder,
+    file_name: &str,
+    reader: &mut FrameReader<'_>,
+    out: &mut Vec<SourceBatch>,
+) -> Result<bool> {
+    let at = reader.offset();
+    let frame = match reader.next_frame() {
+        Ok(Some(frame)) => frame,
+        Ok(None) => return Ok(false),
+        Err(e) if e.0.starts_with("torn") => {
+            tracing::warn!(
+                file = file_name,
+                offset = at,
+                "binlog file ends in a torn event"
+            );
+            return Ok(false);
+        }
+        Err(e) => return Err(Error::malformed(file_name, at, e.0)),
+    };
+    decoder
+        .feed(&frame.header, frame.body, out)
+        .map_err(|e| e.into_error(file_name, at))?;
+    Ok(true)
 }
 
 /// Decodes binlog bytes without checksum verification (benchmarks; the fuzz
 /// target verifies). Returns the batches and counters.
 #[doc(hidden)]
 pub fn decode_bytes(bytes: &[u8], verify: bool) -> Result<(Vec<SourceBatch>, DecodeStats)> {
-    let mut decoder = Decoder::new(None, true);
+    decode_bytes_with(Decoder::new(None, true), bytes, verify)
+}
+
+/// [`decode_bytes`] with a configured decoder (tests, fuzzing of small chunk sizes).
+#[doc(hidden)]
+pub fn decode_bytes_with(
+    mut decoder: Decoder,
+    bytes: &[u8],
+    verify: bool,
+) -> Result<(Vec<SourceBatch>, DecodeStats)> {
     let mut out = Vec::new();
     let reader = FrameReader::new(bytes).map(|r| if verify { r } else { r.without_verification() });
     decode_frames(&mut decoder, "binlog.000001", reader, &mut out)?;
     Ok((out, decoder.stats()))
 }
 
+/// The file being read by [`BinlogFiles`].
+#[derive(Debug)]
+struct OpenFile {
+    name: String,
+    bytes: Vec<u8>,
+    offset: u64,
+    checksum: bool,
+}
+
 /// A [`Source`] over archived binlog files, read in the order given.
 ///
 /// `start(Some(p))` skips every transaction at or before `p`; `next_batch`
 /// returns `Ok(None)` after the last file. `acknowledge` has nothing to release.
+/// Files are decoded lazily, one batch at a time, so memory stays bounded by
+/// the file size plus `transaction_chunk_bytes` (large transactions are split
+/// as the live source splits them).
 #[derive(Debug)]
 pub struct BinlogFiles {
     paths: Vec<PathBuf>,
@@ -86,6 +131,9 @@ pub struct BinlogFiles {
     pending: VecDeque<SourceBatch>,
     resume_after: Option<SourcePosition>,
     started: bool,
+    current: Option<OpenFile>,
+    /// Whether the transaction being delivered in parts is being skipped.
+    skipping: bool,
 }
 
 impl BinlogFiles {
@@ -100,7 +148,15 @@ impl BinlogFiles {
             pending: VecDeque::new(),
             resume_after: None,
             started: false,
+            current: None,
+            skipping: false,
         }
+    }
+
+    /// Splits transactions over about `bytes` into parts (default 64 MiB).
+    pub fn with_transaction_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.decoder = self.decoder.with_transaction_chunk_bytes(bytes);
+        self
     }
 
     /// The binlog files of a directory (names ending in a numeric extension,
@@ -128,7 +184,7 @@ impl BinlogFiles {
         self.decoder.stats()
     }
 
-    fn load_next(&mut self) -> Result<bool> {
+    fn open_next(&mut self) -> Result<bool> {
         let Some(path) = self.paths.get(self.next_file) else {
             return Ok(false);
         };
@@ -142,20 +198,66 @@ impl BinlogFiles {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_owned();
+        FrameReader::new(&bytes).map_err(|e| Error::malformed(&name, 0, e.0))?;
+        enter_file(&mut self.decoder, &name)?;
+        self.current = Some(OpenFile {
+            name,
+            bytes,
+            offset: 4,
+            checksum: false,
+        });
+        Ok(true)
+    }
+
+    /// Decodes events of the open file until something is ready.
+    fn read_current(&mut self) -> Result<()> {
+        let Some(file) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let mut reader = FrameReader::resume(&file.bytes, file.offset, file.checksum)
+            .map_err(|e| Error::malformed(&file.name, file.offset, e.0))?;
         let mut out = Vec::new();
-        decode_file(&mut self.decoder, &name, &bytes, &mut out)?;
-        for batch in out {
-            let skip = self.resume_after.as_ref().is_some_and(|r| {
-                batch
-                    .position
-                    .compare(r)
-                    .is_some_and(|o| o != std::cmp::Ordering::Greater)
-            });
-            if !skip {
-                self.pending.push_back(batch);
+        let mut more = true;
+        while more && out.is_empty() {
+            more = step(&mut self.decoder, &file.name, &mut reader, &mut out)?;
+            if self
+                .decoder
+                .next_part()
+                .map_err(|e| e.into_error(&file.name, reader.offset()))?
+                .map(|part| out.push(part))
+                .is_some()
+            {
+                break;
             }
         }
-        Ok(true)
+        file.offset = reader.offset();
+        file.checksum = reader.checksum();
+        self.pending.extend(out);
+        if !more {
+            self.decoder.abandon_transaction();
+            self.current = None;
+        }
+        Ok(())
+    }
+
+    /// Whether `batch` comes after the resume position. Parts of a split
+    /// transaction are judged by its `Begin`, carried by the first part.
+    fn keep(&mut self, batch: &SourceBatch) -> bool {
+        let Some(resume) = &self.resume_after else {
+            return true;
+        };
+        let unit = batch.records.iter().find_map(|r| match r {
+            Record::Begin(b) => Some(&b.position),
+            Record::Commit(c) => Some(&c.position),
+            Record::Heartbeat(h) => Some(&h.position),
+            _ => None,
+        });
+        if let Some(position) = unit {
+            self.skipping = position
+                .compare(resume)
+                .is_some_and(|o| o != std::cmp::Ordering::Greater);
+        }
+        !self.skipping
     }
 }
 
@@ -184,9 +286,22 @@ impl Source for BinlogFiles {
         }
         loop {
             if let Some(batch) = self.pending.pop_front() {
-                return Ok(Some(batch));
+                if self.keep(&batch) {
+                    return Ok(Some(batch));
+                }
+                continue;
             }
-            if !self.load_next()? {
+            if let Some(part) = self
+                .decoder
+                .next_part()
+                .map_err(|e| e.into_error(self.decoder.file(), 0))?
+            {
+                self.pending.push_back(part);
+                continue;
+            }
+            if self.current.is_some() {
+                self.read_current()?;
+            } else if !self.open_next()? {
                 return Ok(None);
             }
         }

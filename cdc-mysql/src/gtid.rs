@@ -74,42 +74,97 @@ impl fmt::Display for MariaGtidList {
     }
 }
 
-/// A MySQL GTID set: per source UUID, sorted disjoint closed intervals.
+/// One MySQL GTID: `uuid:gno`, or `uuid:tag:gno` for MySQL 8.4 tagged GTIDs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MySqlGtid {
+    /// Source server UUID.
+    pub sid: [u8; 16],
+    /// Tag (MySQL 8.4+), lowercase; `None` for untagged GTIDs.
+    pub tag: Option<String>,
+    /// Transaction number.
+    pub gno: u64,
+}
+
+impl fmt::Display for MySqlGtid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_uuid(&self.sid))?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        write!(f, ":{}", self.gno)
+    }
+}
+
+/// Whether `text` is a valid MySQL GTID tag (`[a-z_][a-z0-9_]{0,31}`, any case).
+pub fn is_valid_tag(text: &str) -> bool {
+    let mut bytes = text.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && text.len() <= 32
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// A MySQL GTID set: per source UUID and tag (empty: untagged), sorted disjoint
+/// closed intervals.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GtidSet(BTreeMap<[u8; 16], Vec<(u64, u64)>>);
+pub struct GtidSet(BTreeMap<SidTag, Vec<(u64, u64)>>);
+
+/// A source UUID and a tag (empty for untagged GTIDs).
+type SidTag = ([u8; 16], String);
 
 impl GtidSet {
-    /// Parses `uuid:1-5:7,uuid2:1-3` (whitespace and newlines allowed).
+    /// Parses `uuid:1-5:7,uuid2:1-3` and MySQL 8.4 tagged sets such as
+    /// `uuid:1-5:etl:1-3:7` (intervals after a tag belong to it; tags are
+    /// case-insensitive). Whitespace and newlines are allowed.
     pub fn parse(text: &str) -> Option<Self> {
         let mut set = GtidSet::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let mut it = part.split(':');
             let sid = parse_uuid(it.next()?.trim())?;
-            for range in it {
-                let (a, b) = match range.split_once('-') {
+            let mut tag = String::new();
+            for item in it.map(str::trim) {
+                if item.bytes().next().is_some_and(|b| !b.is_ascii_digit()) {
+                    if !is_valid_tag(item) {
+                        return None;
+                    }
+                    tag = item.to_ascii_lowercase();
+                    continue;
+                }
+                let (a, b) = match item.split_once('-') {
                     Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
                     None => {
-                        let n = range.trim().parse().ok()?;
+                        let n = item.parse().ok()?;
                         (n, n)
                     }
                 };
                 if a == 0 || b < a {
                     return None;
                 }
-                set.add_range(sid, a, b);
+                set.add_range(sid, &tag, a, b);
             }
         }
         Some(set)
     }
 
-    /// Adds one transaction number.
-    pub fn add(&mut self, sid: [u8; 16], gno: u64) {
-        self.add_range(sid, gno, gno);
+    /// Adds one GTID.
+    pub fn add(&mut self, gtid: &MySqlGtid) {
+        let tag = gtid.tag.as_deref().unwrap_or("");
+        self.add_range(gtid.sid, tag, gtid.gno, gtid.gno);
     }
 
-    /// Adds the closed interval `start..=end`, merging neighbours.
-    pub fn add_range(&mut self, sid: [u8; 16], start: u64, end: u64) {
-        let ranges = self.0.entry(sid).or_default();
+    /// Adds the closed interval `start..=end` of `sid` and `tag` (empty: untagged),
+    /// merging neighbours.
+    pub fn add_range(&mut self, sid: [u8; 16], tag: &str, start: u64, end: u64) {
+        let ranges = self.0.entry((sid, tag.to_owned())).or_default();
+        // The common case, the next number of the last interval, needs no sort.
+        if let Some(last) = ranges.last_mut()
+            && start >= last.0
+            && start <= last.1.saturating_add(1)
+        {
+            last.1 = last.1.max(end);
+            return;
+        }
         ranges.push((start, end));
         ranges.sort_unstable();
         let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
@@ -122,11 +177,13 @@ impl GtidSet {
         *ranges = merged;
     }
 
-    /// The set as (uuid, intervals) with half-open ends, as COM_BINLOG_DUMP_GTID wants.
-    pub fn sids(&self) -> impl Iterator<Item = ([u8; 16], Vec<(u64, u64)>)> + '_ {
-        self.0.iter().map(|(sid, ranges)| {
+    /// The set as (uuid, tag, intervals) with half-open ends, as
+    /// COM_BINLOG_DUMP_GTID wants; the tag is `None` for untagged GTIDs.
+    pub fn sids(&self) -> impl Iterator<Item = ([u8; 16], Option<&str>, Vec<(u64, u64)>)> + '_ {
+        self.0.iter().map(|((sid, tag), ranges)| {
             (
                 *sid,
+                (!tag.is_empty()).then_some(tag.as_str()),
                 ranges
                     .iter()
                     .map(|&(a, b)| (a, b.saturating_add(1)))
@@ -137,12 +194,21 @@ impl GtidSet {
 }
 
 impl fmt::Display for GtidSet {
+    /// MySQL's own form: one entry per UUID, untagged intervals first, then
+    /// each tag (sorted) followed by its intervals.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (sid, ranges)) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
+        let mut last_sid = None;
+        for ((sid, tag), ranges) in &self.0 {
+            if last_sid != Some(sid) {
+                if last_sid.is_some() {
+                    f.write_str(",")?;
+                }
+                f.write_str(&format_uuid(sid))?;
+                last_sid = Some(sid);
             }
-            f.write_str(&format_uuid(sid))?;
+            if !tag.is_empty() {
+                write!(f, ":{tag}")?;
+            }
             for &(a, b) in ranges {
                 if a == b {
                     write!(f, ":{a}")?;
@@ -192,15 +258,46 @@ mod tests {
     fn mysql_gtid_sets_merge_adjacent_numbers() {
         let mut set = GtidSet::parse(&format!("{UUID}:1-5:7")).unwrap();
         let sid = parse_uuid(UUID).unwrap();
-        set.add(sid, 6);
+        let gtid = |gno| MySqlGtid {
+            sid,
+            tag: None,
+            gno,
+        };
+        set.add(&gtid(6));
         assert_eq!(set.to_string(), format!("{UUID}:1-7"));
-        set.add(sid, 9);
+        set.add(&gtid(9));
         assert_eq!(set.to_string(), format!("{UUID}:1-7:9"));
-        assert_eq!(set.sids().next().unwrap().1, vec![(1, 8), (9, 10)]);
+        assert_eq!(set.sids().next().unwrap().2, vec![(1, 8), (9, 10)]);
+        set.add(&gtid(8));
+        assert_eq!(set.to_string(), format!("{UUID}:1-9"));
+    }
+
+    #[test]
+    fn tagged_gtid_sets_parse_print_and_grow_per_tag() {
+        let text = format!("{UUID}:1-5:ETL:1-3:7, {UUID}:_b2:4");
+        let mut set = GtidSet::parse(&text).unwrap();
+        assert_eq!(set.to_string(), format!("{UUID}:1-5:_b2:4:etl:1-3:7"));
+        set.add(&MySqlGtid {
+            sid: parse_uuid(UUID).unwrap(),
+            tag: Some("etl".into()),
+            gno: 4,
+        });
+        assert_eq!(set.to_string(), format!("{UUID}:1-5:_b2:4:etl:1-4:7"));
+        let tags: Vec<Option<&str>> = set.sids().map(|(_, t, _)| t).collect();
+        assert_eq!(tags, [None, Some("_b2"), Some("etl")]);
+        assert_eq!(GtidSet::parse(&set.to_string()).unwrap(), set);
+        let only_tagged = format!("{UUID}:etl:9");
+        assert_eq!(
+            GtidSet::parse(&only_tagged).unwrap().to_string(),
+            only_tagged
+        );
     }
 
     #[test]
     fn malformed_gtid_sets_are_rejected() {
+        assert!(GtidSet::parse(&format!("{UUID}:9tag:1")).is_none());
+        assert!(GtidSet::parse(&format!("{UUID}:bad-tag:1")).is_none());
+        assert!(GtidSet::parse(&format!("{UUID}:{}:1", "t".repeat(33))).is_none());
         assert!(GtidSet::parse("nope:1-2").is_none());
         assert!(GtidSet::parse(&format!("{UUID}:5-2")).is_none());
     }

@@ -24,14 +24,15 @@ pub mod rows;
 mod schema;
 pub mod snapshot;
 mod source;
+mod spill;
 mod statement;
 pub(crate) mod stream;
 mod transaction;
 
 pub use config::{MySqlConfig, Password, StartFrom, TlsMode};
 pub use error::{Error, Result};
-pub use file::{BinlogFiles, decode_bytes, decode_file};
+pub use file::{BinlogFiles, decode_bytes, decode_bytes_with, decode_file};
 pub use schema::{Hints, SchemaCache};
 pub use source::{MySqlSource, ResumeBy};
 pub use stream::StreamStart;
-pub use transaction::{DecodeStats, Decoder};
+pub use transaction::{DecodeStats, Decoder, FeedError};

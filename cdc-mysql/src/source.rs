@@ -31,7 +31,10 @@ pub enum ResumeBy {
 /// A MySQL 8 / MariaDB binlog reader implementing [`Source`].
 ///
 /// Batches are whole transactions in commit order. The position of each batch
-/// is the commit's file:pos with the GTID state after it. MySQL and MariaDB keep
+/// is the commit's file:pos with the GTID state after it. A transaction larger
+/// than `transaction_chunk_bytes` is spilled to disk while it is read and then
+/// delivered in parts (the `Source` contract's split transactions): the parts
+/// before the last carry the previous completed position. MySQL and MariaDB keep
 /// binlogs by time, not by replica progress, so [`acknowledge`](Source::acknowledge)
 /// releases nothing upstream; the source records it
 /// ([`acknowledged`](MySqlSource::acknowledged)). After a dropped connection
@@ -70,7 +73,7 @@ impl MySqlSource {
         config.validate()?;
         let filter = (!config.tables.is_empty()).then(|| config.tables.iter().cloned().collect());
         Ok(MySqlSource {
-            decoder: Decoder::new(filter.clone(), false),
+            decoder: new_decoder(&config, filter.clone()),
             filter,
             config,
             resume_by: ResumeBy::default(),
@@ -170,7 +173,7 @@ impl MySqlSource {
         let SourcePosition::MySql { file, pos, gtid } = &position else {
             return Err(Error::Position(format!("{position:?}")));
         };
-        self.decoder = Decoder::new(self.filter.clone(), false);
+        self.decoder = new_decoder(&self.config, self.filter.clone());
         self.decoder
             .set_position(file, *pos, gtid.as_deref())
             .map_err(Error::Position)?;
@@ -240,12 +243,18 @@ impl MySqlSource {
             self.decoder.schemas_mut().set_hints(table, hints);
         }
         let mut out = Vec::new();
-        self.decoder
-            .feed(&header, data, &mut out)
-            .map_err(|e| Error::malformed(self.decoder.file(), u64::from(header.log_pos), e.0))?;
+        let fed = self.decoder.feed(&header, data, &mut out);
         self.pending.extend(out);
-        Ok(())
+        fed.map_err(|e| e.into_error(self.decoder.file(), u64::from(header.log_pos)))
     }
+}
+
+fn new_decoder(config: &MySqlConfig, filter: Option<HashSet<TableName>>) -> Decoder {
+    // `validate` checked that the chunk size fits in usize.
+    let chunk = usize::try_from(config.transaction_chunk_bytes).unwrap_or(usize::MAX);
+    Decoder::new(filter, false)
+        .with_transaction_chunk_bytes(chunk)
+        .with_spill_dir(config.spill_dir.clone())
 }
 
 /// Before the format description arrives, the driver does not know events
@@ -297,6 +306,16 @@ impl Source for MySqlSource {
             if let Some(batch) = self.pending.pop_front() {
                 self.delivered = Some(batch.position.clone());
                 return Ok(Some(batch));
+            }
+            // Parts of a split transaction come from its spill file, after
+            // everything decoded before its commit.
+            if let Some(part) = self
+                .decoder
+                .next_part()
+                .map_err(|e| e.into_error(self.decoder.file(), 0))?
+            {
+                self.delivered = Some(part.position.clone());
+                return Ok(Some(part));
             }
             let stream = self
                 .stream

@@ -21,11 +21,18 @@ pub struct MariaDb {
     dir: TempDir,
     port: u16,
     server: Option<ServerProcess>,
+    extra_args: Vec<String>,
 }
 
 impl MariaDb {
     /// Initializes a data directory and starts the server.
     pub fn start() -> Result<Self, Error> {
+        Self::start_with(&[])
+    }
+
+    /// Like [`start`](Self::start), with extra server options appended to the
+    /// command line (e.g. `--log-bin-compress=ON`); they are kept on restart.
+    pub fn start_with(extra_args: &[&str]) -> Result<Self, Error> {
         require(
             "MariaDB server",
             PathBuf::from("/usr/sbin/mariadbd"),
@@ -59,6 +66,7 @@ impl MariaDb {
             dir,
             port: 0,
             server: None,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
         };
         let mut last = None;
         for _ in 0..3 {
@@ -113,7 +121,8 @@ impl MariaDb {
                 "--innodb-buffer-pool-size=64M",
                 "--max-connections=100",
                 "--local-infile=1",
-            ]);
+            ])
+            .args(&self.extra_args);
         let mut server = ServerProcess::spawn(command, path.join("server.log"))?;
         let socket = self.socket();
         let ready = server.wait_ready("MariaDB", || {

@@ -144,6 +144,37 @@ impl<'a> Cursor<'a> {
             })
     }
 
+    /// A variable-length integer of the MySQL serialization library (MySQL 8.4
+    /// tagged GTID events): the count of trailing one bits of the first byte is
+    /// the number of bytes that follow; the value is the little-endian number
+    /// shifted right by the total byte count (`0xff`: eight raw bytes follow).
+    pub fn varlen(&mut self) -> Decoded<u64> {
+        let first = *self
+            .buf
+            .first()
+            .ok_or_else(|| DecodeError::new("variable-length integer past the end"))?;
+        let n = first.trailing_ones() as usize + 1;
+        if n == 9 {
+            self.take(1)?;
+            return self.u64();
+        }
+        let bytes = self.take(n)?;
+        let mut raw = [0u8; 8];
+        raw[..n].copy_from_slice(bytes);
+        Ok(u64::from_le_bytes(raw) >> n)
+    }
+
+    /// A zig-zag signed variable-length integer of the MySQL serialization library.
+    pub fn varlen_signed(&mut self) -> Decoded<i64> {
+        let v = self.varlen()?;
+        let magnitude = (v >> 1) as i64;
+        Ok(if v & 1 == 0 {
+            magnitude
+        } else {
+            -magnitude - 1
+        })
+    }
+
     /// Bytes prefixed by a length-encoded length.
     pub fn lenenc_bytes(&mut self) -> Decoded<&'a [u8]> {
         let n = self.lenenc_len()?;
@@ -172,6 +203,20 @@ mod tests {
         assert_eq!(c.lenenc().unwrap(), 0x1234);
         assert_eq!(c.lenenc().unwrap(), 0x030201);
         assert!(c.lenenc().is_err());
+    }
+
+    #[test]
+    fn serialization_library_varlen_integers_decode_every_width() {
+        // 5 in one byte, 300 in two, u64::MAX in nine, -3 zig-zag.
+        let bytes = [
+            10u8, 0xb1, 0x04, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 10,
+        ];
+        let mut c = Cursor::new(&bytes);
+        assert_eq!(c.varlen().unwrap(), 5);
+        assert_eq!(c.varlen().unwrap(), 300);
+        assert_eq!(c.varlen().unwrap(), u64::MAX);
+        assert_eq!(c.varlen_signed().unwrap(), -3);
+        assert!(Cursor::new(&[0x03, 0]).varlen().is_err());
     }
 
     #[test]

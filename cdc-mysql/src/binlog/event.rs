@@ -44,6 +44,13 @@ pub mod kind {
     pub const MARIADB_GTID: u8 = 162;
     pub const MARIADB_GTID_LIST: u8 = 163;
     pub const MARIADB_START_ENCRYPTION: u8 = 164;
+    pub const MARIADB_QUERY_COMPRESSED: u8 = 165;
+    pub const MARIADB_WRITE_ROWS_COMPRESSED_V1: u8 = 166;
+    pub const MARIADB_UPDATE_ROWS_COMPRESSED_V1: u8 = 167;
+    pub const MARIADB_DELETE_ROWS_COMPRESSED_V1: u8 = 168;
+    pub const MARIADB_WRITE_ROWS_COMPRESSED: u8 = 169;
+    pub const MARIADB_UPDATE_ROWS_COMPRESSED: u8 = 170;
+    pub const MARIADB_DELETE_ROWS_COMPRESSED: u8 = 171;
 }
 
 /// The common 19-byte header of every event.

@@ -48,6 +48,23 @@ impl<'a> FrameReader<'a> {
         })
     }
 
+    /// Continues reading `buf` at byte `pos`, with the checksum setting of the
+    /// format description read before (see [`checksum`](Self::checksum)).
+    pub fn resume(buf: &'a [u8], pos: u64, checksum: bool) -> Decoded<Self> {
+        let mut reader = Self::new(buf)?;
+        reader.pos = usize::try_from(pos)
+            .ok()
+            .filter(|&p| p >= 4)
+            .ok_or_else(|| DecodeError::new(format!("cannot resume at offset {pos}")))?;
+        reader.checksum = checksum;
+        Ok(reader)
+    }
+
+    /// Whether the events read so far carry checksums.
+    pub fn checksum(&self) -> bool {
+        self.checksum
+    }
+
     /// Disables CRC verification (benchmarks of pure decoding).
     pub fn without_verification(mut self) -> Self {
         self.verify = false;

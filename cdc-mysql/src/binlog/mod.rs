@@ -4,6 +4,7 @@
 pub mod cursor;
 pub mod event;
 pub mod frame;
+pub mod gtid_event;
 pub mod payload;
 #[doc(hidden)]
 pub mod writer;

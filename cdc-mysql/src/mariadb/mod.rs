@@ -1,6 +1,9 @@
 //! MariaDB's own binlog events, which mysql_common leaves undecoded: GTID (162),
-//! GTID_LIST (163), BINLOG_CHECKPOINT (161) and ANNOTATE_ROWS (160). Every read
+//! GTID_LIST (163), BINLOG_CHECKPOINT (161), ANNOTATE_ROWS (160), and the
+//! compressed query and rows events (165..=171, see [`compressed`]). Every read
 //! is checked.
+
+pub mod compressed;
 
 use crate::binlog::cursor::{Cursor, DecodeError, Decoded};
 use crate::gtid::MariaGtid;

@@ -259,8 +259,14 @@ impl ColumnCodec {
             col::FLOAT => Value::Float(f32::from_bits(c.u32()?)),
             col::DOUBLE => Value::Double(f64::from_bits(c.u64()?)),
             col::NEWDECIMAL => {
-                let text = decimal::read(c, (self.meta & 0xff) as u8, (self.meta >> 8) as u8)?;
-                Value::Decimal(Decimal::parse(&text).map_err(|_| DecodeError::new("bad decimal"))?)
+                let mut buf = [0u8; decimal::MAX_TEXT];
+                let text = decimal::read_into(
+                    c,
+                    (self.meta & 0xff) as u8,
+                    (self.meta >> 8) as u8,
+                    &mut buf,
+                )?;
+                Value::Decimal(Decimal::parse(text).map_err(|_| DecodeError::new("bad decimal"))?)
             }
             col::BIT => {
                 let len = usize::from(self.meta >> 8) * 8 + usize::from(self.meta & 0xff);

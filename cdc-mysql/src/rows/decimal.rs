@@ -16,18 +16,23 @@ pub fn binary_len(precision: u8, scale: u8) -> Decoded<usize> {
     Ok(intg / 9 * 4 + DIG_TO_BYTES[intg % 9] + s / 9 * 4 + DIG_TO_BYTES[s % 9])
 }
 
-/// Appends `v` as exactly `width` digits (zero-padded), without `format!`.
-fn push_padded(out: &mut String, mut v: u64, width: usize) {
-    let mut digits = [b'0'; 9];
-    for d in digits[..width].iter_mut().rev() {
-        *d = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    out.extend(digits[..width].iter().map(|&d| char::from(d)));
-}
+/// Longest text of a DECIMAL(65,30): sign, 35 + 30 digits and the point.
+pub const MAX_TEXT: usize = 68;
 
 /// Reads one DECIMAL(precision, scale) value as canonical text (`-12.3400`).
 pub fn read(c: &mut Cursor<'_>, precision: u8, scale: u8) -> Decoded<String> {
+    let mut buf = [0u8; MAX_TEXT];
+    Ok(read_into(c, precision, scale, &mut buf)?.to_owned())
+}
+
+/// Reads one DECIMAL(precision, scale) value as canonical text into `out`,
+/// without allocating (the row decoder's hot path).
+pub fn read_into<'b>(
+    c: &mut Cursor<'_>,
+    precision: u8,
+    scale: u8,
+    out: &'b mut [u8; MAX_TEXT],
+) -> Decoded<&'b str> {
     let len = binary_len(precision, scale)?;
     let raw = c.take(len)?;
     let negative = raw.first().is_some_and(|b| b & 0x80 == 0);
@@ -37,50 +42,88 @@ pub fn read(c: &mut Cursor<'_>, precision: u8, scale: u8) -> Decoded<String> {
         *dst = src ^ mask;
     }
     bytes[0] ^= 0x80;
-    let mut b = Cursor::new(&bytes[..len]);
 
     let (p, s) = (usize::from(precision), usize::from(scale));
     let intg = p - s;
-    let mut int_part = String::with_capacity(intg + 1);
-    let group = |c: &mut Cursor<'_>, digits: usize, out: &mut String| -> Decoded<()> {
-        let n = DIG_TO_BYTES[digits];
+    // All digits, integer part then fraction, each group zero-padded.
+    let mut digits = [b'0'; 65];
+    let mut groups = Groups {
+        bytes: &bytes[..len],
+        digits: &mut digits,
+        at: 0,
+        written: 0,
+    };
+    groups.read(intg % 9)?;
+    for _ in 0..intg / 9 {
+        groups.read(9)?;
+    }
+    for _ in 0..s / 9 {
+        groups.read(9)?;
+    }
+    groups.read(s % 9)?;
+
+    let (int, frac) = digits[..p].split_at(intg);
+    let first_nonzero = int.iter().position(|&d| d != b'0');
+    let int = match first_nonzero {
+        Some(i) => &int[i..],
+        None => b"0",
+    };
+    let is_zero = first_nonzero.is_none() && frac.iter().all(|&d| d == b'0');
+    let mut n = 0;
+    let mut push = |chunk: &[u8]| {
+        out[n..n + chunk.len()].copy_from_slice(chunk);
+        n += chunk.len();
+    };
+    if negative && !is_zero {
+        push(b"-");
+    }
+    push(int);
+    if s > 0 {
+        push(b".");
+        push(frac);
+    }
+    // Only ASCII digits, sign and point were written.
+    std::str::from_utf8(&out[..n]).map_err(|_| DecodeError::new("decimal text"))
+}
+
+/// Reads the digit groups of a binary decimal in order.
+struct Groups<'a> {
+    bytes: &'a [u8],
+    digits: &'a mut [u8; 65],
+    at: usize,
+    written: usize,
+}
+
+impl Groups<'_> {
+    /// Reads one group of `width` digits (0..=9), stored big-endian in
+    /// `DIG_TO_BYTES[width]` bytes.
+    #[inline]
+    fn read(&mut self, width: usize) -> Decoded<()> {
+        let n = DIG_TO_BYTES[width];
         if n == 0 {
             return Ok(());
         }
-        let v = c.uint_be(n)?;
-        if v >= 10u64.pow(digits as u32) {
+        let chunk = self
+            .bytes
+            .get(self.at..self.at + n)
+            .ok_or_else(|| DecodeError::new("decimal shorter than its precision"))?;
+        self.at += n;
+        let mut v = chunk.iter().fold(0u32, |a, &b| (a << 8) | u32::from(b));
+        if v >= 10u32.pow(width as u32) {
             return Err(DecodeError::new("decimal digit group out of range"));
         }
-        push_padded(out, v, digits);
+        let end = self.written + width;
+        let dst = self
+            .digits
+            .get_mut(self.written..end)
+            .ok_or_else(|| DecodeError::new("decimal has too many digits"))?;
+        for d in dst.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        self.written = end;
         Ok(())
-    };
-    group(&mut b, intg % 9, &mut int_part)?;
-    for _ in 0..intg / 9 {
-        group(&mut b, 9, &mut int_part)?;
     }
-    let mut frac_part = String::with_capacity(s);
-    for _ in 0..s / 9 {
-        group(&mut b, 9, &mut frac_part)?;
-    }
-    group(&mut b, s % 9, &mut frac_part)?;
-
-    let int_trimmed = int_part.trim_start_matches('0');
-    let int_text = if int_trimmed.is_empty() {
-        "0"
-    } else {
-        int_trimmed
-    };
-    let is_zero = int_trimmed.is_empty() && frac_part.bytes().all(|d| d == b'0');
-    let mut out = String::with_capacity(int_text.len() + frac_part.len() + 2);
-    if negative && !is_zero {
-        out.push('-');
-    }
-    out.push_str(int_text);
-    if s > 0 {
-        out.push('.');
-        out.push_str(&frac_part);
-    }
-    Ok(out)
 }
 
 /// Encodes decimal text as MySQL binary DECIMAL (tests and fixtures only).

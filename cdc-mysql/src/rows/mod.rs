@@ -50,15 +50,9 @@ impl TableEntry {
         })
     }
 
-    /// Decodes one row image whose present columns are `present`; columns not in
-    /// the image become `missing`.
-    pub fn decode_row(
-        &self,
-        column_count: usize,
-        present: &[u8],
-        c: &mut Cursor<'_>,
-        missing: &Value,
-    ) -> Decoded<Row> {
+    /// The layout of the row images of a rows event whose present columns are
+    /// `present`, checked against this table once per event.
+    pub fn image<'a>(&self, column_count: usize, present: &'a [u8]) -> Decoded<Image<'a>> {
         if column_count != self.codecs.len() {
             return Err(DecodeError::new(format!(
                 "rows event has {column_count} columns, table map {}",
@@ -75,11 +69,37 @@ impl TableEntry {
                 (b & mask).count_ones() as usize
             })
             .sum();
-        let nulls = c.take(present_count.div_ceil(8))?;
-        let mut row = Vec::with_capacity(column_count);
+        Ok(Image {
+            present,
+            null_bytes: present_count.div_ceil(8),
+            all_present: present_count == column_count,
+        })
+    }
+
+    /// Decodes one row image laid out as `image`; columns not in the image
+    /// become `missing`.
+    #[inline]
+    pub fn decode_row(
+        &self,
+        image: &Image<'_>,
+        c: &mut Cursor<'_>,
+        missing: &Value,
+    ) -> Decoded<Row> {
+        let nulls = c.take(image.null_bytes)?;
+        let mut row = Vec::with_capacity(self.codecs.len());
+        if image.all_present {
+            for (i, codec) in self.codecs.iter().enumerate() {
+                row.push(if bit(nulls, i) {
+                    Value::Null
+                } else {
+                    codec.decode(c)?
+                });
+            }
+            return Ok(row);
+        }
         let mut n = 0;
         for (i, codec) in self.codecs.iter().enumerate() {
-            if !bit(present, i) {
+            if !bit(image.present, i) {
                 row.push(missing.clone());
                 continue;
             }
@@ -92,4 +112,12 @@ impl TableEntry {
         }
         Ok(row)
     }
+}
+
+/// Which columns the row images of one rows event hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Image<'a> {
+    present: &'a [u8],
+    null_bytes: usize,
+    all_present: bool,
 }

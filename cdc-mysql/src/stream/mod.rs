@@ -117,14 +117,22 @@ pub async fn open(
         StreamStart::MySqlGtid(set) => {
             let sids: Vec<mysql_async::Sid<'static>> = set
                 .sids()
-                .map(|(uuid, ranges)| {
+                .map(|(uuid, tag, ranges)| {
                     let mut sid = mysql_async::Sid::new(uuid);
+                    if let Some(tag) = tag {
+                        // Tagged GTIDs (MySQL 8.4): the request switches to the
+                        // tagged encoding; tags were validated when parsed.
+                        let tag = mysql_common::packets::Tag::new(tag.to_owned()).map_err(|e| {
+                            Error::Position(format!("invalid GTID tag {tag:?}: {e}"))
+                        })?;
+                        sid = sid.with_tag(tag);
+                    }
                     for (a, b) in ranges {
                         sid = sid.with_interval(mysql_async::GnoInterval::new(a, b));
                     }
-                    sid
+                    Ok(sid)
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             let request = request
                 .with_gtid()
                 .with_gtid_set(sids)

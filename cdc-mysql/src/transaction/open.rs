@@ -1,0 +1,254 @@
+//! The transaction being read: its changes buffered in memory up to a limit,
+//! then spilled to disk, and handed out whole or in parts once it commits.
+//!
+//! A transaction that stays under `transaction_chunk_bytes` becomes one batch:
+//! its new schemas, `Begin`, changes, `Commit`. A larger one is split as the
+//! `Source` contract allows: every record goes to a spill file, and after the
+//! commit the records are read back into parts of about the chunk size. The
+//! first part holds `Begin` (with the commit position, known by then), the last
+//! `Commit`; the parts before the last carry the position of the last completed
+//! unit, so nothing new is acknowledged until the commit is durable.
+//!
+//! Re-delivery after a crash must produce the same records, from a decoder that
+//! has not seen the earlier transactions: a split transaction therefore carries
+//! the schema of every table it uses at that table's first use, whatever the
+//! decoder emitted before, so its records depend only on its own events.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cdc_core::SourceBatch;
+use cdc_core::event::{Begin, Commit, Record, SourcePosition};
+
+use crate::gtid::{MariaGtid, MySqlGtid};
+use crate::rows::TableEntry;
+use crate::spill::{SpillError, SpillReader, SpillWriter};
+
+/// How large a transaction may grow in memory before it is spilled and split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SplitPolicy {
+    /// Estimated bytes of changes buffered before spilling, and the size of a part.
+    pub chunk_bytes: usize,
+    /// Directory of spill files (`None`: the system temp dir).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for SplitPolicy {
+    fn default() -> Self {
+        SplitPolicy {
+            chunk_bytes: 64 << 20,
+            dir: None,
+        }
+    }
+}
+
+/// A transaction between its first event and its commit.
+#[derive(Debug, Default)]
+pub(super) struct OpenTxn {
+    pub txid: Option<String>,
+    pub maria: Option<MariaGtid>,
+    pub mysql: Option<MySqlGtid>,
+    pub standalone: bool,
+    pub begin_seen: bool,
+    /// Schemas new to the decoder, emitted before `Begin` (unsplit transactions).
+    pub schemas: Vec<Record>,
+    changes: Vec<Record>,
+    bytes: usize,
+    /// Read tables mapped in this transaction, in first-use order.
+    used: Vec<Arc<TableEntry>>,
+    spill: Option<SpillWriter>,
+}
+
+impl OpenTxn {
+    /// A transaction opened by a GTID event.
+    pub fn with_txid(txid: Option<String>) -> Self {
+        OpenTxn {
+            txid,
+            ..OpenTxn::default()
+        }
+    }
+
+    /// Records that the transaction uses `entry`; a spilling transaction writes
+    /// the table's schema at its first use.
+    pub fn use_table(&mut self, entry: &Arc<TableEntry>) -> Result<(), SpillError> {
+        if self.used.iter().any(|e| Arc::ptr_eq(e, entry)) {
+            return Ok(());
+        }
+        self.used.push(entry.clone());
+        if let Some(spill) = &mut self.spill {
+            spill.push(&Record::Schema((*entry.schema).clone()))?;
+        }
+        Ok(())
+    }
+
+    /// Adds a change of about `size` bytes; spills when the buffer passes the limit.
+    #[inline]
+    pub fn push(
+        &mut self,
+        change: Record,
+        size: usize,
+        policy: &SplitPolicy,
+    ) -> Result<(), SpillError> {
+        self.changes.push(change);
+        self.bytes += size;
+        if self.bytes > policy.chunk_bytes {
+            self.spill_changes(policy)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the transaction holds any change.
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty() || self.spill.is_some()
+    }
+
+    fn spill_changes(&mut self, policy: &SplitPolicy) -> Result<(), SpillError> {
+        if self.spill.is_none() {
+            let mut spill = SpillWriter::create(policy.dir.as_deref())?;
+            for entry in &self.used {
+                spill.push(&Record::Schema((*entry.schema).clone()))?;
+            }
+            tracing::debug!(
+                txid = self.txid.as_deref().unwrap_or(""),
+                "transaction exceeds transaction_chunk_bytes; spilling it to disk"
+            );
+            self.spill = Some(spill);
+        }
+        if let Some(spill) = &mut self.spill {
+            for change in self.changes.drain(..) {
+                spill.push(&change)?;
+            }
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+
+    /// Ends the transaction at its commit: one whole batch, or the parts to
+    /// hand out one by one.
+    pub fn finish(
+        mut self,
+        stamp: Stamp,
+        previous: SourcePosition,
+    ) -> Result<Finished, SpillError> {
+        let Some(mut spill) = self.spill.take() else {
+            return Ok(Finished::Whole(self.whole(stamp)));
+        };
+        for change in self.changes.drain(..) {
+            spill.push(&change)?;
+        }
+        Ok(Finished::Split(Parts {
+            reader: spill.finish()?,
+            stamp,
+            previous,
+            begun: false,
+            done: false,
+        }))
+    }
+
+    fn whole(self, stamp: Stamp) -> SourceBatch {
+        let mut records = self.schemas;
+        records.reserve(self.changes.len() + 2);
+        records.push(Record::Begin(stamp.begin()));
+        for mut record in self.changes {
+            stamp.apply(&mut record);
+            records.push(record);
+        }
+        records.push(Record::Commit(stamp.commit()));
+        SourceBatch {
+            records,
+            position: stamp.position,
+        }
+    }
+}
+
+/// What a committed transaction is stamped with.
+#[derive(Debug, Clone)]
+pub(super) struct Stamp {
+    pub txid: Option<String>,
+    pub position: SourcePosition,
+    pub time: i64,
+}
+
+impl Stamp {
+    fn begin(&self) -> Begin {
+        Begin {
+            txid: self.txid.clone(),
+            position: self.position.clone(),
+            commit_time_micros: self.time,
+        }
+    }
+
+    fn commit(&self) -> Commit {
+        Commit {
+            txid: self.txid.clone(),
+            position: self.position.clone(),
+            commit_time_micros: self.time,
+        }
+    }
+
+    #[inline]
+    fn apply(&self, record: &mut Record) {
+        if let Record::Change(c) = record {
+            c.position = self.position.clone();
+            c.txid = self.txid.clone();
+            c.commit_time_micros = self.time;
+        }
+    }
+}
+
+/// A committed transaction.
+#[derive(Debug)]
+pub(super) enum Finished {
+    /// Small enough for one batch.
+    Whole(SourceBatch),
+    /// Spilled: read back in parts.
+    Split(Parts),
+}
+
+/// The parts of a committed, spilled transaction, read back one at a time.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    reader: SpillReader,
+    stamp: Stamp,
+    previous: SourcePosition,
+    begun: bool,
+    done: bool,
+}
+
+impl Parts {
+    /// The next part, `None` after the one holding `Commit`.
+    pub fn next_part(&mut self, chunk_bytes: usize) -> Result<Option<SourceBatch>, SpillError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        loop {
+            let Some((mut record, size)) = self.reader.next_record()? else {
+                if !self.begun {
+                    records.push(Record::Begin(self.stamp.begin()));
+                }
+                records.push(Record::Commit(self.stamp.commit()));
+                self.done = true;
+                return Ok(Some(SourceBatch {
+                    records,
+                    position: self.stamp.position.clone(),
+                }));
+            };
+            // Schemas before the first change go before `Begin`, as in a whole batch.
+            if !self.begun && !matches!(record, Record::Schema(_)) {
+                records.push(Record::Begin(self.stamp.begin()));
+                self.begun = true;
+            }
+            self.stamp.apply(&mut record);
+            records.push(record);
+            bytes += size;
+            if self.begun && bytes >= chunk_bytes {
+                return Ok(Some(SourceBatch {
+                    records,
+                    position: self.previous.clone(),
+                }));
+            }
+        }
+    }
+}
