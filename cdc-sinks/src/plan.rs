@@ -7,12 +7,19 @@
 //! earlier image of the same key in the batch when there is one. Keys then
 //! appear once per step, so a sink may apply a step's deletes and upserts in any
 //! order and as set-based statements. History mode keeps every change.
+//!
+//! Planning is on every row's path, so it borrows row images from the batch
+//! (copying only when it fills unchanged values or builds a delete image) and
+//! finds keys through a hash table over the key values themselves.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use cdc_core::event::{Change, ChangeKind, TableName, TableSchema, Value};
 use cdc_core::{SinkBatch, SinkEvent};
+use hashbrown::HashTable;
 
 use crate::error::{Result, SinkError};
 use crate::mode::WriteMode;
@@ -31,7 +38,7 @@ pub(crate) enum Step<'a> {
     /// Net row changes of one table; each key appears once.
     Net {
         schema: &'a Arc<TableSchema>,
-        rows: Vec<NetRow>,
+        rows: Vec<NetRow<'a>>,
     },
     /// Every change of one table in log order (history mode).
     History {
@@ -40,22 +47,48 @@ pub(crate) enum Step<'a> {
     },
 }
 
-/// The net effect of a batch on one key.
+/// The net effect of a batch on one key. Images are full width, in source
+/// column order.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum NetRow {
+pub(crate) enum NetRow<'a> {
+    /// The key's first change in the batch was an insert (or snapshot read), so
+    /// the source says the key did not exist before; the image is the last one.
+    /// The sink still has to upsert if the target holds the key anyway (a
+    /// re-run backfill, a table kept from before), so this is only a hint that
+    /// a plain insert will almost always succeed.
+    Insert(Cow<'a, [Value]>),
     /// The row's last image; may hold `Unchanged` values to keep stored ones.
-    Upsert(Vec<Value>),
+    Upsert(Cow<'a, [Value]>),
     /// The key is deleted. The image holds the key values; other values are
     /// the last ones seen in this batch, or `Unchanged` when the batch did not
     /// show them (a key-only before image says nothing about them).
-    Delete(Vec<Value>),
+    Delete(Cow<'a, [Value]>),
+}
+
+impl NetRow<'_> {
+    /// The row image.
+    pub(crate) fn image(&self) -> &[Value] {
+        match self {
+            NetRow::Insert(image) | NetRow::Upsert(image) | NetRow::Delete(image) => image,
+        }
+    }
+
+    /// Whether the key is deleted.
+    pub(crate) fn is_delete(&self) -> bool {
+        matches!(self, NetRow::Delete(_))
+    }
+}
+
+/// The net rows of one table being collected, with a hash index by key.
+struct NetRows<'a> {
+    index: HashTable<usize>,
+    rows: Vec<NetRow<'a>>,
 }
 
 enum Pending<'a> {
     Net {
         schema: &'a Arc<TableSchema>,
-        index: HashMap<Vec<u8>, usize>,
-        rows: Vec<NetRow>,
+        net: NetRows<'a>,
     },
     History {
         schema: &'a Arc<TableSchema>,
@@ -66,9 +99,10 @@ enum Pending<'a> {
 impl<'a> Pending<'a> {
     fn into_step(self) -> Option<Step<'a>> {
         match self {
-            Pending::Net { schema, rows, .. } if !rows.is_empty() => {
-                Some(Step::Net { schema, rows })
-            }
+            Pending::Net { schema, net } if !net.rows.is_empty() => Some(Step::Net {
+                schema,
+                rows: net.rows,
+            }),
             Pending::History { schema, changes } if !changes.is_empty() => {
                 Some(Step::History { schema, changes })
             }
@@ -77,22 +111,39 @@ impl<'a> Pending<'a> {
     }
 }
 
+/// What the planner knows about one table: the schema in effect, its write
+/// mode (`None` when filtered out) and the slot of its pending step.
+struct TableState<'a> {
+    schema: &'a Arc<TableSchema>,
+    mode: Option<WriteMode>,
+    slot: Option<usize>,
+}
+
 /// Plans a batch; `mode` gives each table's write mode, or `None` to skip it.
+/// `mode` is asked once per table and schema, not per change.
 pub(crate) fn plan<'a>(
     batch: &'a SinkBatch,
     mode: impl Fn(&TableName) -> Option<WriteMode>,
 ) -> Result<Vec<Step<'a>>> {
+    let hasher = hashbrown::DefaultHashBuilder::default();
     let mut steps = Vec::new();
-    let mut current: HashMap<&'a TableName, &'a Arc<TableSchema>> = HashMap::new();
-    let mut pending: HashMap<&'a TableName, Pending<'a>> = HashMap::new();
-    let mut order: Vec<&'a TableName> = Vec::new();
-    let flush = |pending: &mut HashMap<&'a TableName, Pending<'a>>,
+    let mut tables: HashMap<&'a TableName, TableState<'a>> = HashMap::new();
+    // Pending steps in the order they were opened; a flushed slot is `None`.
+    let mut slots: Vec<Option<Pending<'a>>> = Vec::new();
+    let flush = |slots: &mut Vec<Option<Pending<'a>>>,
                  steps: &mut Vec<Step<'a>>,
-                 table: &TableName| {
-        if let Some(step) = pending.remove(table).and_then(Pending::into_step) {
+                 state: &mut TableState<'a>| {
+        if let Some(step) = state
+            .slot
+            .take()
+            .and_then(|s| slots[s].take())
+            .and_then(Pending::into_step)
+        {
             steps.push(step);
         }
     };
+    // Consecutive events of one table are the common case: skip the lookup.
+    let mut last: Option<(&'a Arc<TableSchema>, &'a TableName)> = None;
     for event in &batch.events {
         let (schema, change) = match event {
             SinkEvent::Schema { schema, .. } => (schema, None),
@@ -103,22 +154,42 @@ pub(crate) fn plan<'a>(
             } => (schema, Some((*offset, change))),
         };
         let table = &schema.table;
-        let Some(write_mode) = mode(table) else {
+        let known = last.is_some_and(|(s, _)| Arc::ptr_eq(s, schema));
+        let state = match tables.get_mut(table) {
+            Some(state) if known => state,
+            Some(state) => {
+                let same = Arc::ptr_eq(state.schema, schema) || state.schema == schema;
+                if !same {
+                    flush(&mut slots, &mut steps, state);
+                    state.schema = schema;
+                    state.mode = mode(table);
+                    if state.mode.is_some() {
+                        steps.push(Step::Schema(schema));
+                    }
+                }
+                state
+            }
+            None => {
+                let m = mode(table);
+                if m.is_some() {
+                    steps.push(Step::Schema(schema));
+                }
+                tables.entry(table).or_insert(TableState {
+                    schema,
+                    mode: m,
+                    slot: None,
+                })
+            }
+        };
+        last = Some((schema, table));
+        let Some(write_mode) = state.mode else {
             continue;
         };
-        let same = current
-            .get(table)
-            .is_some_and(|c| Arc::ptr_eq(c, schema) || c.as_ref() == schema.as_ref());
-        if !same {
-            flush(&mut pending, &mut steps, table);
-            steps.push(Step::Schema(schema));
-            current.insert(table, schema);
-        }
         let Some((offset, change)) = change else {
             continue;
         };
         if change.kind == ChangeKind::Truncate {
-            flush(&mut pending, &mut steps, table);
+            flush(&mut slots, &mut steps, state);
             steps.push(Step::Truncate {
                 schema,
                 offset,
@@ -126,36 +197,41 @@ pub(crate) fn plan<'a>(
             });
             continue;
         }
-        if !pending.contains_key(table) {
-            order.push(table);
-        }
-        let entry = pending.entry(table).or_insert_with(|| match write_mode {
-            WriteMode::History => Pending::History {
-                schema,
-                changes: Vec::new(),
-            },
-            WriteMode::Upsert | WriteMode::SoftDelete => Pending::Net {
-                schema,
-                index: HashMap::new(),
-                rows: Vec::new(),
-            },
+        let slot = *state.slot.get_or_insert_with(|| {
+            slots.push(Some(match write_mode {
+                WriteMode::History => Pending::History {
+                    schema,
+                    changes: Vec::new(),
+                },
+                WriteMode::Upsert | WriteMode::SoftDelete => Pending::Net {
+                    schema,
+                    net: NetRows {
+                        index: HashTable::new(),
+                        rows: Vec::new(),
+                    },
+                },
+            }));
+            slots.len() - 1
         });
-        match entry {
-            Pending::History { changes, .. } => changes.push((offset, change)),
-            Pending::Net { index, rows, .. } => add_net(schema, change, index, rows)?,
+        match slots[slot].as_mut() {
+            Some(Pending::History { changes, .. }) => changes.push((offset, change)),
+            Some(Pending::Net { net, .. }) => add_net(schema, change, net, &hasher)?,
+            None => {}
         }
     }
-    for table in order {
-        flush(&mut pending, &mut steps, table);
+    for pending in slots.into_iter().flatten() {
+        if let Some(step) = pending.into_step() {
+            steps.push(step);
+        }
     }
     Ok(steps)
 }
 
-fn add_net(
+fn add_net<'a>(
     schema: &TableSchema,
-    change: &Change,
-    index: &mut HashMap<Vec<u8>, usize>,
-    rows: &mut Vec<NetRow>,
+    change: &'a Change,
+    net: &mut NetRows<'a>,
+    hasher: &impl BuildHasher,
 ) -> Result<()> {
     if schema.primary_key.is_empty() {
         return Err(SinkError::Unsupported {
@@ -167,41 +243,53 @@ fn add_net(
         table: schema.table.clone(),
         reason: format!("{:?} change without {what} row image", change.kind),
     };
-    let width_ok = |row: &Vec<Value>| row.len() == schema.columns.len();
+    let width_ok = |row: &[Value]| row.len() == schema.columns.len();
+    let key = &schema.primary_key;
+    if key.iter().any(|&k| k as usize >= schema.columns.len()) {
+        return Err(SinkError::CorruptState {
+            location: format!("schema of {}", schema.table),
+            reason: "a primary-key index is past the last column".into(),
+        });
+    }
     match change.kind {
         ChangeKind::Delete => {
-            let before = change.before.as_ref().ok_or_else(|| missing("a before"))?;
+            let before = change
+                .before
+                .as_deref()
+                .ok_or_else(|| missing("a before"))?;
             if !width_ok(before) {
                 return Err(missing("a full-width before"));
             }
-            let key = key_of(schema, before);
-            let image = delete_image(schema, before, index.get(&key).map(|&i| &rows[i]));
-            set(index, rows, key, NetRow::Delete(image));
+            let prev = net.find(key, before, hasher);
+            let image = delete_image(key, before, prev.map(|i| &net.rows[i]));
+            net.set(key, prev, NetRow::Delete(Cow::Owned(image)), hasher);
         }
         ChangeKind::Insert | ChangeKind::Update | ChangeKind::SnapshotRead => {
-            let after = change.after.as_ref().ok_or_else(|| missing("an after"))?;
+            let after = change.after.as_deref().ok_or_else(|| missing("an after"))?;
             if !width_ok(after) {
                 return Err(missing("a full-width after"));
             }
-            let key = key_of(schema, after);
-            if let Some(before) = change.before.as_ref().filter(|b| width_ok(b)) {
-                let has_key = schema
-                    .primary_key
+            if let Some(before) = change.before.as_deref().filter(|b| width_ok(b)) {
+                let has_key = key
                     .iter()
                     .all(|&k| !matches!(before[k as usize], Value::Null | Value::Unchanged));
-                let old_key = key_of(schema, before);
-                if has_key && old_key != key {
-                    let prev = index.get(&old_key).map(|&i| &rows[i]);
-                    let image = delete_image(schema, before, prev);
-                    set(index, rows, old_key, NetRow::Delete(image));
+                if has_key && !same_key(key, before, after) {
+                    let prev = net.find(key, before, hasher);
+                    let image = delete_image(key, before, prev.map(|i| &net.rows[i]));
+                    net.set(key, prev, NetRow::Delete(Cow::Owned(image)), hasher);
                 }
             }
-            let mut row = after.clone();
-            if let Some(&i) = index.get(&key) {
-                for (c, v) in row.iter_mut().enumerate() {
+            let prev = net.find(key, after, hasher);
+            let mut image = Cow::Borrowed(after);
+            if let Some(i) = prev
+                && after.iter().any(|v| matches!(v, Value::Unchanged))
+            {
+                let prev_row = &net.rows[i];
+                let owned = image.to_mut();
+                for (c, v) in owned.iter_mut().enumerate() {
                     if matches!(v, Value::Unchanged) {
-                        *v = match &rows[i] {
-                            NetRow::Upsert(prev) => prev[c].clone(),
+                        *v = match prev_row {
+                            NetRow::Insert(prev) | NetRow::Upsert(prev) => prev[c].clone(),
                             // The batch deleted the row first: nothing is stored
                             // to keep, so the re-created row has NULL there.
                             NetRow::Delete(_) => Value::Null,
@@ -209,21 +297,57 @@ fn add_net(
                     }
                 }
             }
-            set(index, rows, key, NetRow::Upsert(row));
+            let fresh = match prev.map(|i| &net.rows[i]) {
+                None => matches!(change.kind, ChangeKind::Insert | ChangeKind::SnapshotRead),
+                Some(NetRow::Insert(_)) => true,
+                Some(_) => false,
+            };
+            let fresh = fresh && !image.iter().any(|v| matches!(v, Value::Unchanged));
+            let row = if fresh {
+                NetRow::Insert(image)
+            } else {
+                NetRow::Upsert(image)
+            };
+            net.set(key, prev, row, hasher);
         }
         ChangeKind::Truncate => {}
     }
     Ok(())
 }
 
+impl<'a> NetRows<'a> {
+    /// The index of the row with the key of `image`, if the batch has one.
+    fn find(&self, key: &[u32], image: &[Value], hasher: &impl BuildHasher) -> Option<usize> {
+        let hash = key_hash(key, image, hasher);
+        self.index
+            .find(hash, |&i| same_key(key, self.rows[i].image(), image))
+            .copied()
+    }
+
+    /// Replaces row `at` (found by [`find`](Self::find)) or adds a new one.
+    fn set(&mut self, key: &[u32], at: Option<usize>, row: NetRow<'a>, hasher: &impl BuildHasher) {
+        match at {
+            Some(i) => self.rows[i] = row,
+            None => {
+                let hash = key_hash(key, row.image(), hasher);
+                let i = self.rows.len();
+                self.rows.push(row);
+                let rows = &self.rows;
+                self.index
+                    .insert_unique(hash, i, |&j| key_hash(key, rows[j].image(), hasher));
+            }
+        }
+    }
+}
+
 /// The image of a deleted key: key values from `before`, other values from an
 /// earlier upsert of the key in this batch, else `Unchanged`.
-fn delete_image(schema: &TableSchema, before: &[Value], prev: Option<&NetRow>) -> Vec<Value> {
+fn delete_image(key: &[u32], before: &[Value], prev: Option<&NetRow<'_>>) -> Vec<Value> {
     (0..before.len())
         .map(|i| {
-            if schema.primary_key.contains(&(i as u32)) {
+            if key.contains(&(i as u32)) {
                 before[i].clone()
-            } else if let Some(NetRow::Upsert(prev)) = prev {
+            } else if let Some(NetRow::Insert(prev) | NetRow::Upsert(prev)) = prev {
                 prev[i].clone()
             } else {
                 Value::Unchanged
@@ -232,24 +356,65 @@ fn delete_image(schema: &TableSchema, before: &[Value], prev: Option<&NetRow>) -
         .collect()
 }
 
-fn set(index: &mut HashMap<Vec<u8>, usize>, rows: &mut Vec<NetRow>, key: Vec<u8>, row: NetRow) {
-    match index.get(&key) {
-        Some(&i) => rows[i] = row,
-        None => {
-            index.insert(key, rows.len());
-            rows.push(row);
+fn key_hash(key: &[u32], row: &[Value], hasher: &impl BuildHasher) -> u64 {
+    let mut h = hasher.build_hasher();
+    for &k in key {
+        hash_value(&row[k as usize], &mut h);
+    }
+    h.finish()
+}
+
+/// Whether two full-width images have the same key values.
+fn same_key(key: &[u32], a: &[Value], b: &[Value]) -> bool {
+    key.iter()
+        .all(|&k| same_value(&a[k as usize], &b[k as usize]))
+}
+
+/// Key equality: like `==`, but floats compare by bits so a key never differs
+/// from itself (NaN) and `hash_value` agrees with it.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+        (Value::Double(x), Value::Double(y)) => x.to_bits() == y.to_bits(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
         }
+        _ => a == b,
     }
 }
 
-fn key_of(schema: &TableSchema, row: &[Value]) -> Vec<u8> {
-    let key: Vec<&Value> = schema
-        .primary_key
-        .iter()
-        .filter_map(|&k| row.get(k as usize))
-        .collect();
-    // Serializing a Vec of plain values cannot fail.
-    serde_json::to_vec(&key).unwrap_or_default()
+fn hash_value(v: &Value, h: &mut impl Hasher) {
+    std::mem::discriminant(v).hash(h);
+    match v {
+        Value::Null | Value::Unchanged => {}
+        Value::Bool(b) => b.hash(h),
+        Value::Int(i) => i.hash(h),
+        Value::UInt(u) => u.hash(h),
+        Value::Float(f) => f.to_bits().hash(h),
+        Value::Double(f) => f.to_bits().hash(h),
+        Value::Decimal(d) => d.as_str().hash(h),
+        Value::Text(s) | Value::Json(s) | Value::Enum(s) => s.hash(h),
+        Value::Bytes(b) => b.hash(h),
+        Value::Date(d) => d.hash(h),
+        Value::Time(t) | Value::Timestamp(t) | Value::TimestampTz(t) => t.hash(h),
+        Value::TimeTz {
+            micros,
+            offset_secs,
+        } => (micros, offset_secs).hash(h),
+        Value::Interval {
+            months,
+            days,
+            micros,
+        } => (months, days, micros).hash(h),
+        Value::Uuid(u) => u.hash(h),
+        Value::Set(labels) => labels.hash(h),
+        Value::Array(items) => {
+            items.len().hash(h);
+            for item in items {
+                hash_value(item, h);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -305,7 +470,19 @@ mod tests {
         vec![Value::Int(id), a, b]
     }
 
-    fn net(steps: &[Step<'_>]) -> Vec<NetRow> {
+    fn up(r: Vec<Value>) -> NetRow<'static> {
+        NetRow::Upsert(Cow::Owned(r))
+    }
+
+    fn ins(r: Vec<Value>) -> NetRow<'static> {
+        NetRow::Insert(Cow::Owned(r))
+    }
+
+    fn del(r: Vec<Value>) -> NetRow<'static> {
+        NetRow::Delete(Cow::Owned(r))
+    }
+
+    fn net<'a>(steps: &[Step<'a>]) -> Vec<NetRow<'a>> {
         steps
             .iter()
             .filter_map(|s| match s {
@@ -359,8 +536,8 @@ mod tests {
         assert_eq!(
             net(&steps),
             vec![
-                NetRow::Upsert(row(1, Value::Int(3), Value::Int(3))),
-                NetRow::Delete(row(2, Value::Int(9), Value::Int(9))),
+                up(row(1, Value::Int(3), Value::Int(3))),
+                del(row(2, Value::Int(9), Value::Int(9))),
             ]
         );
     }
@@ -392,8 +569,8 @@ mod tests {
         assert_eq!(
             net(&steps),
             vec![
-                NetRow::Upsert(row(1, Value::Int(2), Value::Int(1))),
-                NetRow::Upsert(row(5, Value::Unchanged, Value::Int(5))),
+                ins(row(1, Value::Int(2), Value::Int(1))),
+                up(row(5, Value::Unchanged, Value::Int(5))),
             ]
         );
     }
@@ -417,10 +594,7 @@ mod tests {
             ],
         );
         let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
-        assert_eq!(
-            net(&steps),
-            vec![NetRow::Upsert(row(1, Value::Null, Value::Int(5)))]
-        );
+        assert_eq!(net(&steps), vec![up(row(1, Value::Null, Value::Int(5)))]);
     }
 
     #[test]
@@ -438,8 +612,8 @@ mod tests {
         assert_eq!(
             net(&steps),
             vec![
-                NetRow::Delete(row(1, Value::Unchanged, Value::Unchanged)),
-                NetRow::Upsert(row(2, Value::Int(1), Value::Int(1))),
+                del(row(1, Value::Unchanged, Value::Unchanged)),
+                up(row(2, Value::Int(1), Value::Int(1))),
             ]
         );
     }
@@ -495,5 +669,124 @@ mod tests {
         let steps = plan(&b, |_| Some(WriteMode::History)).unwrap();
         assert!(matches!(&steps[1], Step::History { changes, .. } if changes.len() == 2));
         assert!(plan(&b, |_| None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn keys_first_inserted_in_the_batch_are_inserts_and_others_upserts() {
+        let s = schema();
+        let b = batch(
+            &s,
+            vec![
+                change(
+                    ChangeKind::Insert,
+                    None,
+                    Some(row(1, Value::Int(1), Value::Int(1))),
+                ),
+                change(
+                    ChangeKind::Update,
+                    None,
+                    Some(row(1, Value::Int(2), Value::Int(2))),
+                ),
+                change(
+                    ChangeKind::Delete,
+                    Some(row(2, Value::Null, Value::Null)),
+                    None,
+                ),
+                change(
+                    ChangeKind::Insert,
+                    None,
+                    Some(row(2, Value::Int(3), Value::Int(3))),
+                ),
+                change(
+                    ChangeKind::SnapshotRead,
+                    None,
+                    Some(row(3, Value::Int(4), Value::Int(4))),
+                ),
+                change(
+                    ChangeKind::Insert,
+                    None,
+                    Some(row(4, Value::Unchanged, Value::Int(5))),
+                ),
+            ],
+        );
+        let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
+        assert_eq!(
+            net(&steps),
+            vec![
+                ins(row(1, Value::Int(2), Value::Int(2))),
+                up(row(2, Value::Int(3), Value::Int(3))),
+                ins(row(3, Value::Int(4), Value::Int(4))),
+                up(row(4, Value::Unchanged, Value::Int(5))),
+            ]
+        );
+    }
+
+    #[test]
+    fn composite_text_and_float_keys_collapse_by_value() {
+        let col = |n: &str| Column {
+            name: n.into(),
+            data_type: DataType::Other,
+            source_type: "x".into(),
+            nullable: true,
+        };
+        let s = Arc::new(TableSchema {
+            table: TableName::new("s", "t"),
+            columns: vec![col("a"), col("b"), col("v")],
+            primary_key: vec![1, 0],
+        });
+        let r = |a: Value, b: Value, v: i64| vec![a, b, Value::Int(v)];
+        let nan = || Value::Double(f64::NAN);
+        let b = batch(
+            &s,
+            vec![
+                change(
+                    ChangeKind::Insert,
+                    None,
+                    Some(r(Value::Text("x".into()), nan(), 1)),
+                ),
+                change(
+                    ChangeKind::Insert,
+                    None,
+                    Some(r(Value::Text("y".into()), nan(), 2)),
+                ),
+                change(
+                    ChangeKind::Update,
+                    None,
+                    Some(r(Value::Text("x".into()), nan(), 3)),
+                ),
+                change(
+                    ChangeKind::Update,
+                    None,
+                    Some(r(Value::Int(1), Value::Double(0.5), 4)),
+                ),
+                change(
+                    ChangeKind::Update,
+                    None,
+                    Some(r(Value::UInt(1), Value::Double(0.5), 5)),
+                ),
+            ],
+        );
+        let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
+        let values: Vec<Value> = net(&steps).iter().map(|r| r.image()[2].clone()).collect();
+        assert_eq!(
+            values,
+            [Value::Int(3), Value::Int(2), Value::Int(4), Value::Int(5)]
+        );
+    }
+
+    #[test]
+    fn a_key_index_past_the_row_is_an_error_not_a_panic() {
+        let mut s = (*schema()).clone();
+        s.primary_key = vec![7];
+        let s = Arc::new(s);
+        let b = batch(
+            &s,
+            vec![change(
+                ChangeKind::Insert,
+                None,
+                Some(row(1, Value::Int(1), Value::Int(1))),
+            )],
+        );
+        assert!(plan(&b, |_| Some(WriteMode::Upsert)).is_err());
     }
 }

@@ -1,11 +1,21 @@
 //! Side-by-side: rows/s of each database sink against the destination's own
-//! bulk path on the same rows, in one run. Prints one line per comparison and
-//! the ratio (sink / bulk). Servers come from the test kit.
+//! bulk path on the same rows, in one run. Prints rows/s of both sides and the
+//! ratio (sink / bulk) for inserts, and the sink's rows/s for updates of every
+//! row. Servers come from the test kit.
 //!
 //! Bulk paths: PostgreSQL `COPY FROM STDIN` (text format), MariaDB
-//! `LOAD DATA LOCAL INFILE`, SQLite one prepared-statement transaction. The bulk
-//! input is formatted before the clock starts; the sinks' timings include
-//! encoding their own batches.
+//! `LOAD DATA LOCAL INFILE`, SQLite one prepared-statement transaction; each
+//! loads all rows in one transaction. The sink applies the same rows as
+//! batches of `--batch` changes (one transaction each, with its offset row),
+//! and its timing includes planning and encoding its batches; the bulk input
+//! is formatted before its clock starts.
+//!
+//! The machine is shared, so each destination runs `ROUNDS` rounds into fresh
+//! tables, alternating which side goes first, and reports the median of each
+//! side. PostgreSQL is checkpointed before every timed run so neither side
+//! pays for the other's dirty pages.
+//!
+//! Usage: `sinks_compare [sqlite|postgres|mariadb] [--batch N]`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +31,7 @@ use futures::SinkExt;
 use mysql_async::prelude::Queryable;
 
 const ROWS: usize = 100_000;
-const BATCH: usize = 5_000;
+const ROUNDS: usize = 3;
 
 fn schema() -> Arc<TableSchema> {
     let col = |n: &str, t: DataType| Column {
@@ -64,13 +74,15 @@ fn name(i: usize) -> String {
     format!("customer-{i:08}-{}", i % 97)
 }
 
-/// Insert (or update, with `round` > 0) batches over keys 0..ROWS.
-fn batches(round: i64) -> Vec<SinkBatch> {
+/// Insert (`update == false`) or update batches over keys 0..ROWS; the
+/// inserted rows are exactly the bulk path's rows.
+fn batches(update: bool, batch: usize) -> Vec<SinkBatch> {
     let schema = schema();
-    let mut offset = round as u64 * 10 * ROWS as u64;
+    let mut offset = if update { 10 * ROWS as u64 } else { 0 };
+    let bump = i64::from(update);
     (0..ROWS)
         .collect::<Vec<_>>()
-        .chunks(BATCH)
+        .chunks(batch)
         .map(|keys| {
             let events = keys
                 .iter()
@@ -81,16 +93,16 @@ fn batches(round: i64) -> Vec<SinkBatch> {
                         schema: schema.clone(),
                         change: Change {
                             table: schema.table.clone(),
-                            kind: if round == 0 {
-                                ChangeKind::Insert
-                            } else {
+                            kind: if update {
                                 ChangeKind::Update
+                            } else {
+                                ChangeKind::Insert
                             },
                             before: None,
                             after: Some(vec![
                                 Value::Int(k as i64),
                                 Value::Text(name(k)),
-                                Value::Int(k as i64 * 7 + round),
+                                Value::Int(k as i64 * 7 + bump),
                                 Value::Double(k as f64 / 3.0),
                             ]),
                             position: SourcePosition::None,
@@ -109,30 +121,7 @@ fn batches(round: i64) -> Vec<SinkBatch> {
         .collect()
 }
 
-async fn run_sink<S: Sink<Error = SinkError>>(sink: &mut S, batches: &[SinkBatch]) -> Duration {
-    let start = Instant::now();
-    for b in batches {
-        sink.apply(b).await.expect("sink apply");
-    }
-    start.elapsed()
-}
-
-fn rate(d: Duration) -> f64 {
-    ROWS as f64 / d.as_secs_f64()
-}
-
-fn report(dest: &str, what: &str, sink: Duration, bulk: Option<(&str, Duration)>) {
-    match bulk {
-        Some((tool, b)) => println!(
-            "{dest:<9} {what:<7} sink {:>9.0} rows/s   {tool} {:>9.0} rows/s   ratio {:.2}x",
-            rate(sink),
-            rate(b),
-            b.as_secs_f64() / sink.as_secs_f64()
-        ),
-        None => println!("{dest:<9} {what:<7} sink {:>9.0} rows/s", rate(sink)),
-    }
-}
-
+/// The bulk paths' input: the inserted rows as tab-separated text.
 fn tsv() -> String {
     let mut s = String::with_capacity(ROWS * 48);
     for k in 0..ROWS {
@@ -146,120 +135,228 @@ fn tsv() -> String {
     s
 }
 
-async fn postgres() {
-    let pg = cdc_testkit::Postgres::start().expect("PostgreSQL from the test kit");
-    let mut config = PostgresConfig::new(pg.connection_string());
-    config.schema = "sink".into();
-    let mut sink = PostgresSink::connect(config).await.unwrap();
-    let inserts = run_sink(&mut sink, &batches(0)).await;
-    let updates = run_sink(&mut sink, &batches(1)).await;
+async fn run_sink<S: Sink<Error = SinkError>>(sink: &mut S, batches: &[SinkBatch]) -> Duration {
+    let start = Instant::now();
+    for b in batches {
+        sink.apply(b).await.expect("sink apply");
+    }
+    start.elapsed()
+}
 
+/// One round's timings.
+struct Round {
+    bulk: Duration,
+    insert: Duration,
+    update: Duration,
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn rate(d: Duration) -> f64 {
+    ROWS as f64 / d.as_secs_f64()
+}
+
+fn report(dest: &str, tool: &str, rounds: Vec<Round>) {
+    let bulk = median(rounds.iter().map(|r| r.bulk).collect());
+    let insert = median(rounds.iter().map(|r| r.insert).collect());
+    let update = median(rounds.iter().map(|r| r.update).collect());
+    println!(
+        "{dest:<9} insert  sink {:>9.0} rows/s   {tool:<13} {:>9.0} rows/s   ratio {:.2}x",
+        rate(insert),
+        rate(bulk),
+        bulk.as_secs_f64() / insert.as_secs_f64()
+    );
+    println!("{dest:<9} update  sink {:>9.0} rows/s", rate(update));
+}
+
+/// Runs `rounds` rounds of (bulk, sink inserts, sink updates), the bulk side
+/// first in even rounds and last in odd ones.
+async fn rounds<B, S, BF, SF>(mut bulk: B, mut sink: S, batch: usize) -> Vec<Round>
+where
+    B: FnMut(usize) -> BF,
+    BF: Future<Output = Duration>,
+    S: FnMut(usize, Vec<SinkBatch>, Vec<SinkBatch>) -> SF,
+    SF: Future<Output = (Duration, Duration)>,
+{
+    let mut out = Vec::new();
+    for round in 0..ROUNDS {
+        let (inserts, updates) = (batches(false, batch), batches(true, batch));
+        let (b, (insert, update)) = if round % 2 == 0 {
+            let b = bulk(round).await;
+            (b, sink(round, inserts, updates).await)
+        } else {
+            let s = sink(round, inserts, updates).await;
+            (bulk(round).await, s)
+        };
+        out.push(Round {
+            bulk: b,
+            insert,
+            update,
+        });
+    }
+    out
+}
+
+async fn postgres(batch: usize) {
+    let pg = cdc_testkit::Postgres::start().expect("PostgreSQL from the test kit");
     let (client, conn) = tokio_postgres::connect(&pg.connection_string(), tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(conn);
-    client
-        .batch_execute(
-            "CREATE SCHEMA bulk; CREATE TABLE bulk.bench (id bigint PRIMARY KEY, name text,
-             n bigint, amount double precision)",
-        )
-        .await
-        .unwrap();
-    let data = std::io::Cursor::new(tsv().into_bytes());
-    let start = Instant::now();
-    let copy = client
-        .copy_in::<_, std::io::Cursor<Vec<u8>>>("COPY bulk.bench FROM STDIN")
-        .await
-        .unwrap();
-    futures::pin_mut!(copy);
-    copy.send(data).await.unwrap();
-    copy.finish().await.unwrap();
-    let bulk = start.elapsed();
-    report("postgres", "insert", inserts, Some(("COPY", bulk)));
-    report("postgres", "update", updates, None);
+    let client = &client;
+    let checkpoint = || async move { client.batch_execute("CHECKPOINT").await.unwrap() };
+    let data = tsv().into_bytes();
+    let bulk = |round: usize| {
+        let data = data.clone();
+        async move {
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA bulk_{round}; CREATE TABLE bulk_{round}.bench (id bigint
+                     PRIMARY KEY, name text, n bigint, amount double precision)"
+                ))
+                .await
+                .unwrap();
+            checkpoint().await;
+            let start = Instant::now();
+            let copy = client
+                .copy_in::<_, std::io::Cursor<Vec<u8>>>(&format!(
+                    "COPY bulk_{round}.bench FROM STDIN"
+                ))
+                .await
+                .unwrap();
+            futures::pin_mut!(copy);
+            copy.send(std::io::Cursor::new(data)).await.unwrap();
+            copy.finish().await.unwrap();
+            start.elapsed()
+        }
+    };
+    let sink = |round: usize, inserts: Vec<SinkBatch>, updates: Vec<SinkBatch>| {
+        let mut config = PostgresConfig::new(pg.connection_string());
+        config.schema = format!("sink_{round}");
+        async move {
+            let mut sink = PostgresSink::connect(config).await.unwrap();
+            checkpoint().await;
+            let insert = run_sink(&mut sink, &inserts).await;
+            checkpoint().await;
+            (insert, run_sink(&mut sink, &updates).await)
+        }
+    };
+    report("postgres", "COPY", rounds(bulk, sink, batch).await);
 }
 
-async fn mariadb() {
+async fn mariadb(batch: usize) {
     let db = cdc_testkit::MariaDb::start().expect("MariaDB from the test kit");
-    let mut config = MySqlConfig::new(db.url());
-    config.database = Some("sink".into());
-    let mut sink = MySqlSink::connect(config).await.unwrap();
-    let inserts = run_sink(&mut sink, &batches(0)).await;
-    let updates = run_sink(&mut sink, &batches(1)).await;
-
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bench.tsv");
     std::fs::write(&file, tsv()).unwrap();
     let opts = mysql_async::OptsBuilder::from_opts(mysql_async::Opts::from_url(&db.url()).unwrap())
         .local_infile_handler(Some(mysql_async::WhiteListFsHandler::new([file.clone()])));
-    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
-    conn.query_drop(
-        "CREATE DATABASE bulk; CREATE TABLE bulk.bench (id BIGINT PRIMARY KEY, name LONGTEXT,
-         n BIGINT, amount DOUBLE) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    )
-    .await
-    .unwrap();
-    let start = Instant::now();
-    conn.query_drop(format!(
-        "LOAD DATA LOCAL INFILE '{}' INTO TABLE bulk.bench",
-        file.display()
-    ))
-    .await
-    .unwrap();
-    let bulk = start.elapsed();
-    report("mariadb", "insert", inserts, Some(("LOAD DATA", bulk)));
-    report("mariadb", "update", updates, None);
-}
-
-async fn sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut sink = SqliteSink::open(SqliteConfig::new(dir.path().join("sink.db")))
+    let conn = &tokio::sync::Mutex::new(mysql_async::Conn::new(opts).await.unwrap());
+    let file = &file;
+    let bulk = |round: usize| async move {
+        let mut conn = conn.lock().await;
+        conn.query_drop(format!(
+            "CREATE DATABASE bulk_{round}; CREATE TABLE bulk_{round}.bench (id BIGINT PRIMARY
+             KEY, name LONGTEXT, n BIGINT, amount DOUBLE) ENGINE=InnoDB DEFAULT
+             CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+        ))
         .await
         .unwrap();
-    let inserts = run_sink(&mut sink, &batches(0)).await;
-    let updates = run_sink(&mut sink, &batches(1)).await;
-
-    let mut conn = rusqlite::Connection::open(dir.path().join("bulk.db")).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.execute_batch(
-        "CREATE TABLE bench (id INTEGER NOT NULL PRIMARY KEY, name TEXT, n INTEGER, amount REAL)",
-    )
-    .unwrap();
-    let names: Vec<String> = (0..ROWS).map(name).collect();
-    let start = Instant::now();
-    let tx = conn.transaction().unwrap();
-    {
-        let mut stmt = tx
-            .prepare("INSERT INTO bench VALUES (?1, ?2, ?3, ?4)")
-            .unwrap();
-        for (k, name) in names.iter().enumerate() {
-            stmt.execute(rusqlite::params![
-                k as i64,
-                name,
-                (k * 7) as i64,
-                k as f64 / 3.0
-            ])
-            .unwrap();
+        let start = Instant::now();
+        conn.query_drop(format!(
+            "LOAD DATA LOCAL INFILE '{}' INTO TABLE bulk_{round}.bench",
+            file.display()
+        ))
+        .await
+        .unwrap();
+        start.elapsed()
+    };
+    let sink = |round: usize, inserts: Vec<SinkBatch>, updates: Vec<SinkBatch>| {
+        let mut config = MySqlConfig::new(db.url());
+        config.database = Some(format!("sink_{round}"));
+        async move {
+            let mut sink = MySqlSink::connect(config).await.unwrap();
+            let insert = run_sink(&mut sink, &inserts).await;
+            (insert, run_sink(&mut sink, &updates).await)
         }
-    }
-    tx.commit().unwrap();
-    let bulk = start.elapsed();
-    report("sqlite", "insert", inserts, Some(("one-tx INSERT", bulk)));
-    report("sqlite", "update", updates, None);
+    };
+    report("mariadb", "LOAD DATA", rounds(bulk, sink, batch).await);
+}
+
+async fn sqlite(batch: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let names: Vec<String> = (0..ROWS).map(name).collect();
+    let names = &names;
+    let bulk = |round: usize| async move {
+        let mut conn = rusqlite::Connection::open(dir.join(format!("bulk_{round}.db"))).unwrap();
+        // The sink's settings: WAL, a durable commit.
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        conn.execute_batch(
+            "CREATE TABLE bench (id INTEGER NOT NULL, name TEXT, n INTEGER, amount REAL,
+             PRIMARY KEY (id))",
+        )
+        .unwrap();
+        let start = Instant::now();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut stmt = tx
+                .prepare("INSERT INTO bench VALUES (?1, ?2, ?3, ?4)")
+                .unwrap();
+            for (k, name) in names.iter().enumerate() {
+                stmt.execute(rusqlite::params![
+                    k as i64,
+                    name,
+                    (k * 7) as i64,
+                    k as f64 / 3.0
+                ])
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        start.elapsed()
+    };
+    let sink = |round: usize, inserts: Vec<SinkBatch>, updates: Vec<SinkBatch>| async move {
+        let config = SqliteConfig::new(dir.join(format!("sink_{round}.db")));
+        let mut sink = SqliteSink::open(config).await.unwrap();
+        let insert = run_sink(&mut sink, &inserts).await;
+        (insert, run_sink(&mut sink, &updates).await)
+    };
+    report("sqlite", "one-tx INSERT", rounds(bulk, sink, batch).await);
 }
 
 #[tokio::main]
 async fn main() {
-    println!("{ROWS} rows of (bigint key, text, bigint, double), sink batches of {BATCH}");
-    let only = std::env::args().nth(1);
+    let mut only = None;
+    let mut batch = 5_000;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--batch" => {
+                batch = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n: &usize| n > 0)
+                    .expect("--batch takes a positive number")
+            }
+            dest => only = Some(dest.to_owned()),
+        }
+    }
+    println!(
+        "{ROWS} rows of (bigint key, text, bigint, double), sink batches of {batch}, \
+         median of {ROUNDS} alternating rounds"
+    );
     if only.as_deref().is_none_or(|o| o == "sqlite") {
-        sqlite().await;
+        sqlite(batch).await;
     }
     if only.as_deref().is_none_or(|o| o == "postgres") {
-        postgres().await;
+        postgres(batch).await;
     }
     if only.as_deref().is_none_or(|o| o == "mariadb") {
-        mariadb().await;
+        mariadb(batch).await;
     }
 }

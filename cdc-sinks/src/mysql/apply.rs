@@ -357,17 +357,17 @@ async fn apply_net(
     tx: &mut mysql_async::Transaction<'_>,
     config: &MySqlConfig,
     t: &TargetTable,
-    rows: &[NetRow],
+    rows: &[NetRow<'_>],
 ) -> Result<()> {
     let name = qualified(config, &t.name);
     let soft = t.write_mode == WriteMode::SoftDelete;
     let mut deletes = Vec::new();
-    let mut groups: HashMap<(Vec<bool>, bool), Vec<&Vec<Value>>> = HashMap::new();
+    let mut groups: HashMap<(Vec<bool>, bool), Vec<&[Value]>> = HashMap::new();
     let mut order = Vec::new();
     for row in rows {
         match row {
             NetRow::Delete(image) if !soft => deletes.push(image),
-            NetRow::Upsert(image) | NetRow::Delete(image) => {
+            NetRow::Insert(image) | NetRow::Upsert(image) | NetRow::Delete(image) => {
                 let mask: Vec<bool> = t
                     .columns
                     .iter()

@@ -24,6 +24,8 @@
 //! [`SinkError::ValueOutOfRange`] when they do not fit. MySQL `TIME` values
 //! outside a day need an `interval` override.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, BytesMut};
 use cdc_core::event::{DataType, Value};
 
@@ -370,18 +372,19 @@ fn encode(buf: &mut BytesMut, ty: &PgType, value: &Value, source: &DataType) -> 
     Ok(())
 }
 
-fn json_text(v: &Value) -> String {
+fn json_text(v: &Value) -> Cow<'_, str> {
     match v {
-        Value::Json(j) => j.clone(),
-        v => json::to_json_text(v),
+        Value::Json(j) => Cow::Borrowed(j),
+        v => Cow::Owned(json::to_json_text(v)),
     }
 }
 
-/// The text form of a value for text columns and overrides.
-pub(crate) fn text_form(v: &Value) -> String {
-    match v {
-        Value::Text(s) | Value::Enum(s) | Value::Json(s) => s.clone(),
-        Value::Decimal(d) => d.as_str().to_owned(),
+/// The text form of a value for text columns and overrides (borrowed when the
+/// value already is text: this is on every text value's path).
+pub(crate) fn text_form(v: &Value) -> Cow<'_, str> {
+    Cow::Owned(match v {
+        Value::Text(s) | Value::Enum(s) | Value::Json(s) => return Cow::Borrowed(s),
+        Value::Decimal(d) => return Cow::Borrowed(d.as_str()),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
@@ -399,7 +402,7 @@ pub(crate) fn text_form(v: &Value) -> String {
             serde_json::Value::String(s) => s,
             j => j.to_string(),
         },
-    }
+    })
 }
 
 /// Binary `numeric`: base-10000 digits with weight, sign and display scale.

@@ -1,7 +1,9 @@
 //! The PostgreSQL sink (tokio-postgres).
 //!
-//! Each batch is one transaction: per table, net changes are staged with binary
-//! `COPY` into a temporary table and merged with set-based upserts and deletes;
+//! Each batch is one transaction: per table, the rows of new keys are copied
+//! straight into the target with binary `COPY` (falling back to a merge if a
+//! key already exists), other net changes are staged with binary `COPY` into a
+//! session's temporary table and merged with set-based upserts and deletes;
 //! history rows are copied straight into the target. The batch's offset is
 //! written to `_cdc_offsets` in the same transaction and read back on restart.
 
@@ -9,6 +11,8 @@ mod apply;
 mod config;
 mod connection;
 mod mapping;
+mod merge;
+mod table;
 
 use async_trait::async_trait;
 use cdc_core::{Sink, SinkBatch};
@@ -21,7 +25,8 @@ use crate::error::{Result, SinkError};
 pub struct PostgresSink {
     config: PostgresConfig,
     conn: connection::Connection,
-    tables: apply::Tables,
+    tables: table::Tables,
+    store_offset: tokio_postgres::Statement,
 }
 
 impl std::fmt::Debug for PostgresSink {
@@ -37,10 +42,12 @@ impl PostgresSink {
     pub async fn connect(config: PostgresConfig) -> Result<Self> {
         config.validate()?;
         let conn = connection::connect(&config).await?;
+        let store_offset = apply::prepare_store_offset(&conn.client, &config).await?;
         Ok(Self {
             config,
             conn,
-            tables: apply::Tables::new(),
+            tables: table::Tables::default(),
+            store_offset,
         })
     }
 }
@@ -58,8 +65,14 @@ impl Sink for PostgresSink {
     }
 
     async fn apply(&mut self, batch: &SinkBatch) -> Result<()> {
-        let result =
-            apply::apply(&mut self.conn.client, &self.config, &mut self.tables, batch).await;
+        let result = apply::apply(
+            &mut self.conn.client,
+            &self.config,
+            &mut self.tables,
+            &self.store_offset,
+            batch,
+        )
+        .await;
         if result.is_err() {
             // The transaction rolled back: forget tables built or altered in it.
             self.tables.clear();

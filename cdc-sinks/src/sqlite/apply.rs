@@ -3,29 +3,26 @@
 use std::collections::HashMap;
 
 use cdc_core::SinkBatch;
-use cdc_core::event::{Change, ChangeKind, TableName, TableSchema, Value};
+use cdc_core::event::{TableName, TableSchema};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::config::SqliteConfig;
-use super::mapping::{column_type, create_table, sql_value};
+use super::mapping::{column_type, create_table};
+use super::write::{SqliteTable, write_history, write_net};
 use crate::error::{Result, SinkError};
 use crate::evolution::{Alter, TablePlan, table_plan};
 use crate::mapping::TargetTable;
-use crate::mode::{
-    HISTORY_COMMIT_TIME, HISTORY_OFFSET, HISTORY_OP, HISTORY_UNCHANGED, OFFSETS_TABLE,
-    SCHEMAS_TABLE, SOFT_DELETED, WriteMode, op_letter,
-};
-use crate::plan::{NetRow, Step, plan};
+use crate::mode::{OFFSETS_TABLE, SCHEMAS_TABLE, SOFT_DELETED, WriteMode};
+use crate::plan::{Step, plan};
 use crate::quote::Dialect;
-use crate::temporal;
 
 const D: Dialect = Dialect::Sqlite;
 
-/// The worker thread's state: the connection and the target tables it built.
+/// The sink's state: the connection and the target tables it built.
 pub(crate) struct SqliteState {
     conn: Connection,
     config: SqliteConfig,
-    tables: HashMap<TableName, TargetTable>,
+    tables: HashMap<TableName, SqliteTable>,
 }
 
 impl SqliteState {
@@ -74,18 +71,9 @@ impl SqliteState {
         for step in &steps {
             match step {
                 Step::Schema(schema) => prepare_table(&tx, tables, config, schema)?,
-                Step::Net { schema, rows } => {
-                    let table = built(tables, &schema.table)?;
-                    let mut cache = SqlCache::new();
-                    for row in rows {
-                        apply_net(&tx, table, row, &mut cache)?;
-                    }
-                }
+                Step::Net { schema, rows } => write_net(&tx, built(tables, &schema.table)?, rows)?,
                 Step::History { schema, changes } => {
-                    let table = built(tables, &schema.table)?;
-                    for (offset, change) in changes {
-                        insert_history(&tx, table, *offset, change)?;
-                    }
+                    write_history(&tx, built(tables, &schema.table)?, changes)?
                 }
                 Step::Truncate {
                     schema,
@@ -93,14 +81,14 @@ impl SqliteState {
                     change,
                 } => {
                     let table = built(tables, &schema.table)?;
-                    let name = D.ident(&table.name);
-                    let sql = match table.write_mode {
+                    let name = D.ident(&table.target.name);
+                    let sql = match table.target.write_mode {
                         WriteMode::Upsert => format!("DELETE FROM {name}"),
                         WriteMode::SoftDelete => {
                             format!("UPDATE {name} SET {} = 1", D.ident(SOFT_DELETED))
                         }
                         WriteMode::History => {
-                            insert_history(&tx, table, *offset, change)?;
+                            write_history(&tx, table, &[(*offset, *change)])?;
                             continue;
                         }
                     };
@@ -125,27 +113,37 @@ impl SqliteState {
 }
 
 fn built<'t>(
-    tables: &'t HashMap<TableName, TargetTable>,
+    tables: &'t mut HashMap<TableName, SqliteTable>,
     table: &TableName,
-) -> Result<&'t TargetTable> {
-    tables.get(table).ok_or_else(|| SinkError::CorruptState {
-        location: "sqlite sink".into(),
-        reason: format!("changes of {table} arrived before its schema"),
-    })
+) -> Result<&'t mut SqliteTable> {
+    tables
+        .get_mut(table)
+        .ok_or_else(|| SinkError::CorruptState {
+            location: "sqlite sink".into(),
+            reason: format!("changes of {table} arrived before its schema"),
+        })
 }
 
 /// Creates, prepares or evolves the target table for a schema step.
 fn prepare_table(
     tx: &Transaction<'_>,
-    tables: &mut HashMap<TableName, TargetTable>,
+    tables: &mut HashMap<TableName, SqliteTable>,
     config: &SqliteConfig,
     schema: &TableSchema,
 ) -> Result<()> {
+    // Every batch starts with the schema of each table it touches; when this
+    // sink built the table from the same schema there is nothing to do.
+    if tables
+        .get(&schema.table)
+        .is_some_and(|t| t.source == *schema)
+    {
+        return Ok(());
+    }
     let Some(new) = config.mapping.resolve(schema)? else {
         return Ok(());
     };
     let stored = match tables.get(&schema.table) {
-        Some(t) => Some(t.clone()),
+        Some(t) => Some(t.target.clone()),
         None => load_stored(tx, config, &schema.table)?,
     };
     let name = D.ident(&new.name);
@@ -220,7 +218,7 @@ fn prepare_table(
         ],
     )
     .map_err(SinkError::sqlite("recording a table schema"))?;
-    tables.insert(schema.table.clone(), new);
+    tables.insert(schema.table.clone(), SqliteTable::new(schema.clone(), new));
     Ok(())
 }
 
@@ -250,138 +248,4 @@ fn load_stored(
         reason: e.to_string(),
     })?;
     config.mapping.resolve(&schema)
-}
-
-/// Statement text per (unchanged-column mask, is-delete), built once per step.
-type SqlCache = HashMap<(Vec<bool>, bool), String>;
-
-fn apply_net(
-    tx: &Transaction<'_>,
-    table: &TargetTable,
-    row: &NetRow,
-    cache: &mut SqlCache,
-) -> Result<()> {
-    let soft = table.write_mode == WriteMode::SoftDelete;
-    let (image, deleted) = match row {
-        NetRow::Upsert(image) => (image, false),
-        NetRow::Delete(image) => (image, true),
-    };
-    let mut values = Vec::with_capacity(table.columns.len());
-    let mask: Vec<bool> = if deleted && !soft {
-        for c in table.key_columns() {
-            values.push(sql_value(table, c, &image[c.source_index])?);
-        }
-        Vec::new()
-    } else {
-        let mut mask = Vec::with_capacity(table.columns.len());
-        for c in &table.columns {
-            let v = &image[c.source_index];
-            let unchanged = matches!(v, Value::Unchanged);
-            if !unchanged {
-                values.push(sql_value(table, c, v)?);
-            }
-            mask.push(unchanged);
-        }
-        mask
-    };
-    let sql = cache
-        .entry((mask, deleted))
-        .or_insert_with_key(|(mask, deleted)| net_sql(table, mask, *deleted));
-    tx.prepare_cached(sql)
-        .and_then(|mut s| s.execute(rusqlite::params_from_iter(values.iter())))
-        .map_err(SinkError::sqlite("applying a row change"))?;
-    Ok(())
-}
-
-/// The statement for a row: a delete by key, or an upsert of the sent columns
-/// (in soft-delete mode a delete is an upsert of what the batch knows with the
-/// flag set).
-fn net_sql(table: &TargetTable, mask: &[bool], deleted: bool) -> String {
-    let name = D.ident(&table.name);
-    let soft = table.write_mode == WriteMode::SoftDelete;
-    let key_list = D.list(table.key_columns().map(|c| c.name.as_str()));
-    if deleted && !soft {
-        let cond: Vec<String> = table
-            .key_columns()
-            .map(|c| format!("{} = ?", D.ident(&c.name)))
-            .collect();
-        return format!("DELETE FROM {name} WHERE {}", cond.join(" AND "));
-    }
-    let mut cols = Vec::new();
-    let mut sets = Vec::new();
-    for (i, c) in table.columns.iter().enumerate() {
-        if mask[i] {
-            continue;
-        }
-        cols.push(D.ident(&c.name));
-        if !table.is_key(i) {
-            sets.push(format!("{0} = excluded.{0}", D.ident(&c.name)));
-        }
-    }
-    let mut marks = vec!["?"; cols.len()].join(", ");
-    if soft {
-        let flag = i32::from(deleted);
-        cols.push(D.ident(SOFT_DELETED));
-        marks.push_str(&format!(", {flag}"));
-        sets.push(format!("{} = {flag}", D.ident(SOFT_DELETED)));
-    }
-    let action = if sets.is_empty() {
-        "NOTHING".to_string()
-    } else {
-        format!("UPDATE SET {}", sets.join(", "))
-    };
-    format!(
-        "INSERT INTO {name} ({}) VALUES ({marks}) ON CONFLICT ({key_list}) DO {action}",
-        cols.join(", ")
-    )
-}
-
-fn insert_history(
-    tx: &Transaction<'_>,
-    table: &TargetTable,
-    offset: u64,
-    change: &Change,
-) -> Result<()> {
-    let image = match change.kind {
-        ChangeKind::Delete => change.before.as_ref(),
-        ChangeKind::Truncate => None,
-        _ => change.after.as_ref(),
-    };
-    let mut values = Vec::with_capacity(table.columns.len() + 4);
-    let mut unchanged = Vec::new();
-    for c in &table.columns {
-        let v = image
-            .and_then(|r| r.get(c.source_index))
-            .unwrap_or(&Value::Null);
-        if matches!(v, Value::Unchanged) {
-            unchanged.push(c.name.clone());
-        }
-        values.push(sql_value(table, c, v)?);
-    }
-    use rusqlite::types::Value as Sql;
-    values.push(Sql::Text(op_letter(change.kind).into()));
-    values.push(Sql::Text(temporal::timestamptz_text(
-        change.commit_time_micros,
-    )));
-    values.push(Sql::Integer(offset as i64));
-    values.push(if unchanged.is_empty() {
-        Sql::Null
-    } else {
-        Sql::Text(serde_json::Value::from(unchanged).to_string())
-    });
-    let cols = D.list(table.columns.iter().map(|c| c.name.as_str()).chain([
-        HISTORY_OP,
-        HISTORY_COMMIT_TIME,
-        HISTORY_OFFSET,
-        HISTORY_UNCHANGED,
-    ]));
-    let marks = vec!["?"; values.len()].join(", ");
-    let sql = format!(
-        "INSERT INTO {} ({cols}) VALUES ({marks})",
-        D.ident(&table.name)
-    );
-    tx.prepare_cached(&sql)
-        .and_then(|mut s| s.execute(rusqlite::params_from_iter(values.iter())))
-        .map_err(SinkError::sqlite("appending a history row"))?;
-    Ok(())
 }

@@ -1,12 +1,15 @@
-//! Opening the database and the blocking worker thread that owns it.
+//! Opening the database, and where the blocking SQLite calls run.
 //!
-//! rusqlite is synchronous, so one dedicated thread owns the connection and runs
-//! jobs sent from the async side; a job's result comes back on a oneshot channel.
+//! rusqlite is synchronous. On a multi-threaded tokio runtime a batch is applied
+//! in place under `block_in_place` (the runtime hands this worker's other tasks
+//! to another thread), so the rows are bound straight from the caller's batch.
+//! A current-thread runtime cannot do that without stalling every other task,
+//! so there the batch is copied to a blocking-pool thread instead.
 
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::apply::SqliteState;
 use super::config::SqliteConfig;
@@ -14,42 +17,49 @@ use crate::error::{Result, SinkError};
 use crate::mode::{OFFSETS_TABLE, SCHEMAS_TABLE};
 use crate::quote::Dialect;
 
-type Job = Box<dyn FnOnce(&mut SqliteState) + Send>;
-
-/// Handle to the worker thread.
-pub(super) struct Worker {
-    jobs: mpsc::Sender<Job>,
+/// The connection state, shared with blocking-pool threads.
+pub(super) struct Shared {
+    state: Arc<Mutex<SqliteState>>,
 }
 
-impl Worker {
-    /// Opens the database and starts the worker thread.
-    pub(super) fn start(config: SqliteConfig) -> Result<Self> {
+impl Shared {
+    /// Opens the database (blocking).
+    pub(super) fn open(config: SqliteConfig) -> Result<Self> {
         let conn = open(&config)?;
-        let (jobs, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("cdc-sqlite-sink".into())
-            .spawn(move || {
-                let mut state = SqliteState::new(conn, config);
-                while let Ok(job) = rx.recv() {
-                    job(&mut state);
-                }
-            })
-            .map_err(SinkError::io("spawning the sqlite worker thread"))?;
-        Ok(Self { jobs })
+        Ok(Self {
+            state: Arc::new(Mutex::new(SqliteState::new(conn, config))),
+        })
     }
 
-    /// Runs `f` on the worker thread and returns its result.
-    pub(super) async fn call<R: Send + 'static>(
+    /// Runs `f` on this thread if blocking here is allowed (a multi-threaded
+    /// runtime, or no runtime at all); `None` when it must run elsewhere.
+    pub(super) fn in_place<R>(
+        &self,
+        f: impl FnOnce(&mut SqliteState) -> Result<R>,
+    ) -> Option<Result<R>> {
+        let run = || {
+            let mut state = self.state.lock().map_err(|_| SinkError::WorkerGone)?;
+            f(&mut state)
+        };
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => Some(tokio::task::block_in_place(run)),
+            Ok(_) => None,
+            Err(_) => Some(run()),
+        }
+    }
+
+    /// Runs `f` on a blocking-pool thread.
+    pub(super) async fn on_blocking_thread<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut SqliteState) -> Result<R> + Send + 'static,
     ) -> Result<R> {
-        let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move |state| {
-                let _ = tx.send(f(state));
-            }))
-            .map_err(|_| SinkError::WorkerGone)?;
-        rx.await.map_err(|_| SinkError::WorkerGone)?
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut state = state.lock().map_err(|_| SinkError::WorkerGone)?;
+            f(&mut state)
+        })
+        .await
+        .map_err(|_| SinkError::WorkerGone)?
     }
 }
 

@@ -26,7 +26,7 @@
 //! values are stored as above whatever the declared type says.
 
 use cdc_core::event::{DataType, Value};
-use rusqlite::types::Value as Sql;
+use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
 
 use crate::error::{Result, SinkError};
 use crate::json;
@@ -60,19 +60,46 @@ pub(crate) fn column_type(col: &TargetColumn) -> String {
     .into()
 }
 
-/// Converts a value for a column; `Unchanged` must be filtered out before.
-pub(crate) fn sql_value(table: &TargetTable, col: &TargetColumn, value: &Value) -> Result<Sql> {
-    let long_bits = matches!(col.source.data_type, DataType::Bit { len } if len > 63);
-    Ok(match value {
-        Value::Null | Value::Unchanged => Sql::Null,
-        Value::Bool(b) => Sql::Integer(i64::from(*b)),
-        Value::Int(i) => Sql::Integer(*i),
-        Value::UInt(u) if long_bits => Sql::Blob(u.to_be_bytes().to_vec()),
+/// How one column's values are stored, worked out once per table (not per value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Storage {
+    /// Unsigned integers go in as decimal text (declared `TEXT`).
+    uint_as_text: bool,
+    /// A `BIT` longer than 63 bits: big-endian bytes.
+    long_bits: bool,
+}
+
+impl Storage {
+    /// The storage of a target column.
+    pub(crate) fn of(col: &TargetColumn) -> Self {
+        Self {
+            uint_as_text: column_type(col) == "TEXT",
+            long_bits: matches!(col.source.data_type, DataType::Bit { len } if len > 63),
+        }
+    }
+}
+
+/// Converts a value for a column, borrowing text and bytes from the value
+/// (SQLite copies them when binding); `Unchanged` binds as NULL and must be
+/// filtered out before where it means "keep".
+pub(crate) fn to_sql<'v>(
+    storage: Storage,
+    table: &TargetTable,
+    col: &TargetColumn,
+    value: &'v Value,
+) -> Result<ToSqlOutput<'v>> {
+    let owned = |v: Sql| Ok(ToSqlOutput::Owned(v));
+    let text = |s: &'v str| Ok(ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())));
+    match value {
+        Value::Null | Value::Unchanged => owned(Sql::Null),
+        Value::Bool(b) => owned(Sql::Integer(i64::from(*b))),
+        Value::Int(i) => owned(Sql::Integer(*i)),
+        Value::UInt(u) if storage.long_bits => owned(Sql::Blob(u.to_be_bytes().to_vec())),
         Value::UInt(u) => match i64::try_from(*u) {
-            Ok(i) if column_type(col) != "TEXT" => Sql::Integer(i),
-            _ => Sql::Text(u.to_string()),
+            Ok(i) if !storage.uint_as_text => owned(Sql::Integer(i)),
+            _ => owned(Sql::Text(u.to_string())),
         },
-        Value::Float(f) => Sql::Real(f64::from(*f)),
+        Value::Float(f) => owned(Sql::Real(f64::from(*f))),
         Value::Double(f) => {
             if f.is_nan() {
                 // SQLite stores NaN as NULL; refuse rather than lose the value.
@@ -82,28 +109,27 @@ pub(crate) fn sql_value(table: &TargetTable, col: &TargetColumn, value: &Value) 
                     reason: "SQLite cannot store NaN; override the column type to TEXT".into(),
                 });
             }
-            Sql::Real(*f)
+            owned(Sql::Real(*f))
         }
-        Value::Decimal(d) => Sql::Text(d.as_str().to_owned()),
-        Value::Text(s) | Value::Enum(s) => Sql::Text(s.clone()),
-        Value::Bytes(b) => Sql::Blob(b.clone()),
-        Value::Date(d) => Sql::Text(temporal::date_text(*d)),
-        Value::Time(t) => Sql::Text(temporal::time_text(*t)),
+        Value::Decimal(d) => text(d.as_str()),
+        Value::Text(s) | Value::Enum(s) | Value::Json(s) => text(s),
+        Value::Bytes(b) => Ok(ToSqlOutput::Borrowed(ValueRef::Blob(b))),
+        Value::Date(d) => owned(Sql::Text(temporal::date_text(*d))),
+        Value::Time(t) => owned(Sql::Text(temporal::time_text(*t))),
         Value::TimeTz {
             micros,
             offset_secs,
-        } => Sql::Text(temporal::timetz_text(*micros, *offset_secs)),
-        Value::Timestamp(t) => Sql::Text(temporal::timestamp_text(*t)),
-        Value::TimestampTz(t) => Sql::Text(temporal::timestamptz_text(*t)),
+        } => owned(Sql::Text(temporal::timetz_text(*micros, *offset_secs))),
+        Value::Timestamp(t) => owned(Sql::Text(temporal::timestamp_text(*t))),
+        Value::TimestampTz(t) => owned(Sql::Text(temporal::timestamptz_text(*t))),
         Value::Interval {
             months,
             days,
             micros,
-        } => Sql::Text(temporal::interval_text(*months, *days, *micros)),
-        Value::Uuid(u) => Sql::Text(temporal::uuid_text(u)),
-        Value::Json(j) => Sql::Text(j.clone()),
-        Value::Set(_) | Value::Array(_) => Sql::Text(json::to_json_text(value)),
-    })
+        } => owned(Sql::Text(temporal::interval_text(*months, *days, *micros))),
+        Value::Uuid(u) => owned(Sql::Text(temporal::uuid_text(u))),
+        Value::Set(_) | Value::Array(_) => owned(Sql::Text(json::to_json_text(value))),
+    }
 }
 
 /// `CREATE TABLE IF NOT EXISTS` for a target table in its write mode.

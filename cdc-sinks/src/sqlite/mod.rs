@@ -3,14 +3,14 @@
 //! One SQLite transaction per batch holds the data and the `_cdc_offsets` row, in
 //! a WAL-mode database with `synchronous=FULL`, so a committed batch survives a
 //! crash and [`stored_offset`](cdc_core::Sink::stored_offset) says exactly what
-//! was applied. A dedicated thread owns the connection; statements are cached.
+//! was applied. Rows go in as cached multi-row statements bound straight from
+//! the batch.
 
 mod apply;
 mod config;
 mod connection;
 mod mapping;
-
-use std::sync::Arc;
+mod write;
 
 use async_trait::async_trait;
 use cdc_core::{Sink, SinkBatch};
@@ -18,11 +18,11 @@ use cdc_core::{Sink, SinkBatch};
 pub use config::SqliteConfig;
 
 use crate::error::{Result, SinkError};
-use connection::Worker;
+use connection::Shared;
 
 /// A sink writing into a SQLite database file.
 pub struct SqliteSink {
-    worker: Worker,
+    shared: Shared,
 }
 
 impl std::fmt::Debug for SqliteSink {
@@ -35,10 +35,10 @@ impl SqliteSink {
     /// Opens (creating if needed) the database and its bookkeeping tables.
     pub async fn open(config: SqliteConfig) -> Result<Self> {
         config.validate()?;
-        let worker = tokio::task::spawn_blocking(move || Worker::start(config))
+        let shared = tokio::task::spawn_blocking(move || Shared::open(config))
             .await
             .map_err(|_| SinkError::WorkerGone)??;
-        Ok(Self { worker })
+        Ok(Self { shared })
     }
 }
 
@@ -51,13 +51,19 @@ impl Sink for SqliteSink {
     }
 
     async fn stored_offset(&mut self) -> Result<Option<u64>> {
-        self.worker.call(|state| state.stored_offset()).await
+        self.shared
+            .on_blocking_thread(|state| state.stored_offset())
+            .await
     }
 
     async fn apply(&mut self, batch: &SinkBatch) -> Result<()> {
-        // The worker thread needs an owned batch; copying it is cheap next to the
-        // fsynced commit.
-        let batch = Arc::new(batch.clone());
-        self.worker.call(move |state| state.apply(&batch)).await
+        if let Some(result) = self.shared.in_place(|state| state.apply(batch)) {
+            return result;
+        }
+        // A current-thread runtime: the blocking thread needs its own copy.
+        let batch = batch.clone();
+        self.shared
+            .on_blocking_thread(move |state| state.apply(&batch))
+            .await
     }
 }
