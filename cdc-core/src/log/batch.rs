@@ -21,6 +21,8 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use rkyv::ser::Serializer;
+use rkyv::ser::sharing::Unshare;
 use rkyv::util::AlignedVec;
 
 use crate::codec::PAYLOAD_ALIGN;
@@ -89,33 +91,42 @@ pub(crate) fn encode_batch(records: Vec<Record>) -> Result<EncodedBatch> {
     bytes.resize(BATCH_HEADER_LEN, 0);
     let mut schemas = Vec::new();
     let mut last_position = None;
-    for (i, record) in records.into_iter().enumerate() {
-        let header_at = bytes.len();
-        bytes.resize(header_at + RECORD_HEADER_LEN, 0);
-        // Serialize in place: rkyv positions are relative and the payload starts
-        // 16-byte aligned within the batch, so no scratch buffer or copy is needed.
-        bytes = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&record, bytes).map_err(
-            |source| Error::Encode {
-                index: i as u64,
-                source,
-            },
-        )?;
-        let payload_len = bytes.len() - header_at - RECORD_HEADER_LEN;
-        put_u32(&mut bytes, header_at, payload_len as u32);
-        bytes.resize(align_up(bytes.len()), 0);
-        if bytes.len() > MAX_BATCH_BYTES {
-            return Err(Error::BatchTooLarge {
-                bytes: bytes.len() as u64,
-                max: MAX_BATCH_BYTES as u64,
-            });
+    // One scratch arena for the whole batch (the high-level API takes and
+    // shrinks the thread's arena per record), and no pointer-sharing map:
+    // records hold no `Rc`/`Arc`, so every value is written once anyway.
+    let mut bytes = rkyv::util::with_arena(|arena| -> Result<Buf> {
+        let mut bytes = bytes;
+        for (i, record) in records.into_iter().enumerate() {
+            let header_at = bytes.len();
+            bytes.resize(header_at + RECORD_HEADER_LEN, 0);
+            // Serialize in place: rkyv positions are relative and the payload
+            // starts 16-byte aligned within the batch, so no scratch buffer or
+            // copy is needed.
+            let mut serializer = Serializer::new(bytes, arena.acquire(), Unshare);
+            rkyv::api::serialize_using::<_, rkyv::rancor::Error>(&record, &mut serializer)
+                .map_err(|source| Error::Encode {
+                    index: i as u64,
+                    source,
+                })?;
+            bytes = serializer.into_writer();
+            let payload_len = bytes.len() - header_at - RECORD_HEADER_LEN;
+            put_u32(&mut bytes, header_at, payload_len as u32);
+            bytes.resize(align_up(bytes.len()), 0);
+            if bytes.len() > MAX_BATCH_BYTES {
+                return Err(Error::BatchTooLarge {
+                    bytes: bytes.len() as u64,
+                    max: MAX_BATCH_BYTES as u64,
+                });
+            }
+            match record {
+                Record::Schema(schema) => schemas.push((i as u32, Arc::new(schema))),
+                Record::Commit(c) => last_position = Some(c.position),
+                Record::Heartbeat(h) => last_position = Some(h.position),
+                _ => {}
+            }
         }
-        match record {
-            Record::Schema(schema) => schemas.push((i as u32, Arc::new(schema))),
-            Record::Commit(c) => last_position = Some(c.position),
-            Record::Heartbeat(h) => last_position = Some(h.position),
-            _ => {}
-        }
-    }
+        Ok(bytes)
+    })?;
     let len = bytes.len();
     put_u32(&mut bytes, 0, BATCH_MAGIC);
     put_u32(&mut bytes, 8, len as u32);
