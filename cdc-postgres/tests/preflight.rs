@@ -1,0 +1,113 @@
+//! The checks `start` runs before it touches a slot: each misconfiguration is
+//! refused with an error that names its fix, and nothing is created.
+
+use cdc_core::Source;
+use cdc_core::event::TableName;
+use cdc_postgres::{Error, PostgresConfig, PostgresSource};
+use cdc_testkit::Postgres;
+
+fn server() -> Postgres {
+    Postgres::start().expect("PostgreSQL 15 test server (cdc-testkit) must start")
+}
+
+fn config(pg: &Postgres, user: &str, tables: &[&str]) -> PostgresConfig {
+    let mut config = PostgresConfig::new(
+        user,
+        pg.database(),
+        "preflight_slot",
+        "preflight_pub",
+        tables
+            .iter()
+            .map(|t| TableName::new("public", *t))
+            .collect(),
+    );
+    config.port = pg.port();
+    config
+}
+
+async fn start_err(config: PostgresConfig) -> Error {
+    PostgresSource::new(config)
+        .start(None)
+        .await
+        .expect_err("start must refuse this configuration")
+}
+
+fn slot_count(pg: &Postgres) -> String {
+    pg.sql("SELECT count(*) FROM pg_replication_slots")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn misconfigurations_are_refused_with_their_fix_and_create_nothing() {
+    let pg = server();
+    pg.sql(
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         CREATE TABLE b (id int PRIMARY KEY, v text);
+         CREATE ROLE plain LOGIN;
+         GRANT SELECT ON a, b TO plain;
+         CREATE PUBLICATION only_a FOR TABLE a;",
+    )
+    .unwrap();
+
+    let err = start_err(config(&pg, "plain", &["a"])).await;
+    assert!(
+        matches!(&err, Error::MissingReplicationPrivilege { user } if user == "plain"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("ALTER ROLE \"plain\" REPLICATION"));
+
+    let err = start_err(config(&pg, pg.user(), &["a", "nope"])).await;
+    assert!(
+        matches!(&err, Error::MissingTable { table } if table.name == "nope"),
+        "{err}"
+    );
+
+    let mut no_create = config(&pg, pg.user(), &["a"]);
+    no_create.create_publication = false;
+    let err = start_err(no_create.clone()).await;
+    assert!(
+        matches!(&err, Error::MissingPublication { publication } if publication == "preflight_pub"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("CREATE PUBLICATION"));
+
+    let mut partial = config(&pg, pg.user(), &["a", "b"]);
+    partial.publication = "only_a".into();
+    partial.create_publication = false;
+    let err = start_err(partial).await;
+    match &err {
+        Error::PublicationMissingTables {
+            publication,
+            tables,
+        } => {
+            assert_eq!(publication, "only_a");
+            assert_eq!(tables, &vec![TableName::new("public", "b")]);
+        }
+        other => panic!("expected PublicationMissingTables, got {other}"),
+    }
+    assert!(err.to_string().contains("ALTER PUBLICATION \"only_a\" ADD TABLE"));
+
+    assert_eq!(slot_count(&pg), "0", "a refused start creates no slot");
+    let publications = pg
+        .sql("SELECT count(*) FROM pg_publication WHERE pubname = 'preflight_pub'")
+        .unwrap();
+    assert_eq!(publications.trim(), "0", "no publication for a refused start");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_without_logical_wal_is_refused_with_the_setting_to_change() {
+    let mut pg = server();
+    pg.sql("CREATE TABLE a (id int PRIMARY KEY)").unwrap();
+    pg.sql("ALTER SYSTEM SET wal_level = replica").unwrap();
+    pg.restart().expect("PostgreSQL restarts with wal_level=replica");
+
+    let err = start_err(config(&pg, pg.user(), &["a"])).await;
+    assert!(
+        matches!(&err, Error::WalLevel { actual } if actual == "replica"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("wal_level=logical"));
+    assert_eq!(slot_count(&pg), "0");
+}
