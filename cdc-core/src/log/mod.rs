@@ -201,6 +201,48 @@ struct Handle {
 /// number of concurrent readers. Cheap to clone; every clone is the same log.
 ///
 /// See the [module documentation](self) for the format and its guarantees.
+///
+/// # Example
+///
+/// ```
+/// use cdc_core::event::{Heartbeat, Record, SourcePosition};
+/// use cdc_core::{ChangeLog, LogConfig};
+/// use futures::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let heartbeat = |lsn| {
+///     Record::Heartbeat(Heartbeat {
+///         position: SourcePosition::Postgres { lsn },
+///         time_micros: 0,
+///     })
+/// };
+/// let dir = tempfile::tempdir()?;
+/// let log = ChangeLog::open(dir.path(), LogConfig::default())?;
+///
+/// // An append resolves once its records are durable, with their offsets.
+/// assert_eq!(log.append(vec![heartbeat(1), heartbeat(2)]).await?, 0..2);
+///
+/// // Read from any retained offset; payloads are checked before use.
+/// let entries = log.read(1, 100)?;
+/// assert_eq!(entries[0].record()?, heartbeat(2));
+///
+/// // Or follow the tail: a subscription wakes on appends.
+/// let mut tail = log.subscribe(2);
+/// log.append(vec![heartbeat(3)]).await?;
+/// let next = tail.next().await.expect("the log is open")?;
+/// assert_eq!((next.offset, next.record()?), (2, heartbeat(3)));
+///
+/// // A named cursor durably remembers how far one consumer got; retention
+/// // keeps every segment a cursor still needs.
+/// log.cursors().create("reporting", 0)?;
+/// log.cursors().commit("reporting", 3)?;
+/// assert_eq!(log.cursors().get("reporting")?, Some(3));
+/// assert!(log.cursors().commit("reporting", 1).is_err(), "cursors never move back");
+/// log.close().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct ChangeLog {
     handle: Arc<Handle>,
