@@ -71,10 +71,13 @@ impl LogConfig {
 /// When an append becomes durable, and so when `append` resolves.
 ///
 /// Trade-offs: `EveryBatch` loses nothing acknowledged on power loss and costs one
-/// `fdatasync` per group commit (concurrent appends share it). `Interval` bounds
-/// the loss window to the interval and keeps appenders waiting up to that long.
-/// `Never` acknowledges after `write(2)`: a process crash loses nothing, a power
-/// loss or kernel crash may lose everything the OS had not flushed yet.
+/// `fdatasync` per group commit (concurrent appends share it). `Interval` is just
+/// as safe for what it acknowledges but issues at most one `fdatasync` per
+/// interval however many appends arrive; each append waits for the next one, so
+/// a single appender that awaits every append gets at most one append per
+/// interval (use it with many concurrent appenders on a disk whose fsync is
+/// slow). `Never` acknowledges after `write(2)`: a process crash loses nothing,
+/// a power loss or kernel crash may lose everything the OS had not flushed yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FsyncPolicy {
     /// Resolve after the `fdatasync` of a group commit covering the append.
