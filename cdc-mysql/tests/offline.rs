@@ -4,38 +4,11 @@
 
 use cdc_core::event::{ChangeKind, Record, SourcePosition, Value};
 use cdc_mysql::binlog::event::kind;
-use cdc_mysql::binlog::writer::{BinlogWriter, FixtureColumn};
-use cdc_mysql::rows::decimal;
-use cdc_mysql::rows::table_map::col;
+use cdc_mysql::binlog::writer::BinlogWriter;
 use cdc_mysql::{Decoder, decode_bytes, decode_file};
 
-fn columns() -> Vec<FixtureColumn> {
-    let c = |name: &str, ty: u8, meta: Vec<u8>, unsigned: bool, key: bool| FixtureColumn {
-        name: name.into(),
-        ty,
-        meta,
-        unsigned,
-        key,
-    };
-    vec![
-        c("id", col::LONG, vec![], false, true),
-        c("big", col::LONGLONG, vec![], true, false),
-        c("price", col::NEWDECIMAL, vec![10, 2], false, false),
-        c("name", col::VARCHAR, vec![80, 0], false, false),
-    ]
-}
-
-fn image(id: i32, big: u64, price: &str, name: Option<&str>) -> Vec<u8> {
-    let mut v = vec![if name.is_none() { 0b1000 } else { 0 }];
-    v.extend(id.to_le_bytes());
-    v.extend(big.to_le_bytes());
-    v.extend(decimal::encode(price, 10, 2));
-    if let Some(n) = name {
-        v.push(n.len() as u8);
-        v.extend(n.as_bytes());
-    }
-    v
-}
+mod fixture;
+use fixture::{columns, image};
 
 fn mariadb_file() -> Vec<u8> {
     let mut w = BinlogWriter::new("10.11.6-MariaDB-log", true);
