@@ -14,13 +14,20 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Largest year MySQL and MariaDB store.
+const MAX_YEAR: u64 = 9999;
+
 /// A calendar date, or `None` for zero and partial dates (`0000-00-00`,
-/// `2020-00-00`) that have no day number.
-fn date_days(y: u32, m: u32, d: u32) -> Option<i64> {
-    if m == 0 || m > 12 || d == 0 || d > 31 {
-        return None;
+/// `2020-00-00`) that have no day number; an error past year 9999, which no
+/// server writes (and which could overflow the microsecond arithmetic).
+fn date_days(y: u64, m: u32, d: u32) -> Decoded<Option<i64>> {
+    if y > MAX_YEAR {
+        return Err(DecodeError::new(format!("year {y} is beyond {MAX_YEAR}")));
     }
-    Some(days_from_civil(i64::from(y), m, d))
+    if m == 0 || m > 12 || d == 0 || d > 31 {
+        return Ok(None);
+    }
+    Ok(Some(days_from_civil(y as i64, m, d)))
 }
 
 /// Reads the fractional part of width `fsp` as microseconds (unsigned formats).
@@ -41,7 +48,9 @@ fn frac_micros(c: &mut Cursor<'_>, fsp: u8) -> Decoded<i64> {
 /// `DATE` (3 bytes): days since the epoch, `None` for zero dates.
 pub fn read_date(c: &mut Cursor<'_>) -> Decoded<Option<i32>> {
     let v = c.uint_le(3)? as u32;
-    Ok(date_days(v >> 9, (v >> 5) & 15, v & 31).and_then(|d| i32::try_from(d).ok()))
+    let days = date_days(u64::from(v >> 9), (v >> 5) & 15, v & 31)?;
+    // Years up to 9999 are about 3M days from the epoch: always an i32.
+    Ok(days.and_then(|d| i32::try_from(d).ok()))
 }
 
 /// `DATETIME2(fsp)`: microseconds since the epoch, wall clock; `None` for zero dates.
@@ -54,12 +63,10 @@ pub fn read_datetime2(c: &mut Cursor<'_>, fsp: u8) -> Decoded<Option<i64>> {
     let ymd = int >> 17;
     let ym = ymd >> 5;
     let hms = int & 0x1ffff;
-    let (y, m, d) = ((ym / 13) as u32, (ym % 13) as u32, (ymd & 31) as u32);
+    let (y, m, d) = ((ym / 13) as u64, (ym % 13) as u32, (ymd & 31) as u32);
     let (h, mi, s) = (hms >> 12, (hms >> 6) & 63, hms & 63);
-    Ok(
-        date_days(y, m, d)
-            .map(|days| ((days * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000) + frac),
-    )
+    Ok(date_days(y, m, d)?
+        .map(|days| ((days * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000) + frac))
 }
 
 /// Old `DATETIME` (8 bytes, `YYYYMMDDhhmmss` as a number).
@@ -67,7 +74,7 @@ pub fn read_datetime(c: &mut Cursor<'_>) -> Decoded<Option<i64>> {
     let v = c.u64()?;
     let (date, time) = (v / 1_000_000, v % 1_000_000);
     let (y, m, d) = (
-        (date / 10_000) as u32,
+        date / 10_000,
         ((date / 100) % 100) as u32,
         (date % 100) as u32,
     );
@@ -76,7 +83,7 @@ pub fn read_datetime(c: &mut Cursor<'_>) -> Decoded<Option<i64>> {
         ((time / 100) % 100) as i64,
         (time % 100) as i64,
     );
-    Ok(date_days(y, m, d).map(|days| (days * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000))
+    Ok(date_days(y, m, d)?.map(|days| (days * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000))
 }
 
 /// `TIMESTAMP2(fsp)`: microseconds since the epoch UTC; `None` for the zero timestamp.
@@ -222,5 +229,21 @@ mod tests {
         let b = v.to_le_bytes();
         let days = read_date(&mut Cursor::new(&b[..3])).unwrap().unwrap();
         assert_eq!(i64::from(days), days_from_civil(2024, 2, 29));
+    }
+
+    #[test]
+    fn years_past_9999_are_rejected_not_overflowed() {
+        // Old DATETIME 20240229123456 decodes; one with a 19-digit year does not.
+        let ok = read_datetime(&mut Cursor::new(&20_240_229_123_456u64.to_le_bytes())).unwrap();
+        let expected =
+            (days_from_civil(2024, 2, 29) * 86_400 + 12 * 3600 + 34 * 60 + 56) * 1_000_000;
+        assert_eq!(ok, Some(expected));
+        let huge = u64::MAX.to_le_bytes();
+        assert!(read_datetime(&mut Cursor::new(&huge)).is_err());
+        // DATETIME2 with year 10000.
+        let ym: i64 = 10_000 * 13 + 1;
+        let int = ((ym << 5 | 1) << 17) + 0x80_0000_0000;
+        let bytes = &int.to_be_bytes()[3..];
+        assert!(read_datetime2(&mut Cursor::new(bytes), 0).is_err());
     }
 }
