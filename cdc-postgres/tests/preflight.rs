@@ -87,13 +87,20 @@ async fn misconfigurations_are_refused_with_their_fix_and_create_nothing() {
         }
         other => panic!("expected PublicationMissingTables, got {other}"),
     }
-    assert!(err.to_string().contains("ALTER PUBLICATION \"only_a\" ADD TABLE"));
+    assert!(
+        err.to_string()
+            .contains("ALTER PUBLICATION \"only_a\" ADD TABLE")
+    );
 
     assert_eq!(slot_count(&pg), "0", "a refused start creates no slot");
     let publications = pg
         .sql("SELECT count(*) FROM pg_publication WHERE pubname = 'preflight_pub'")
         .unwrap();
-    assert_eq!(publications.trim(), "0", "no publication for a refused start");
+    assert_eq!(
+        publications.trim(),
+        "0",
+        "no publication for a refused start"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -101,7 +108,8 @@ async fn a_server_without_logical_wal_is_refused_with_the_setting_to_change() {
     let mut pg = server();
     pg.sql("CREATE TABLE a (id int PRIMARY KEY)").unwrap();
     pg.sql("ALTER SYSTEM SET wal_level = replica").unwrap();
-    pg.restart().expect("PostgreSQL restarts with wal_level=replica");
+    pg.restart()
+        .expect("PostgreSQL restarts with wal_level=replica");
 
     let err = start_err(config(&pg, pg.user(), &["a"])).await;
     assert!(

@@ -53,6 +53,11 @@ impl Charset {
     pub fn decode(self, bytes: &[u8]) -> Option<String> {
         match self {
             Charset::Utf8 => std::str::from_utf8(bytes).ok().map(str::to_owned),
+            // ASCII is the same in Windows-1252 and UTF-8: one copy instead of
+            // a char-by-char rebuild (most latin1 text is ASCII).
+            Charset::Latin1 if bytes.is_ascii() => {
+                std::str::from_utf8(bytes).ok().map(str::to_owned)
+            }
             Charset::Latin1 => Some(bytes.iter().map(|&b| cp1252(b)).collect()),
             Charset::Utf16Be | Charset::Utf16Le => {
                 if !bytes.len().is_multiple_of(2) {
@@ -104,6 +109,16 @@ mod tests {
     #[test]
     fn latin1_is_windows_1252_like_mysql() {
         assert_eq!(Charset::Latin1.decode(&[0x80, b'a', 0xe9]).unwrap(), "€aé");
+    }
+
+    #[test]
+    fn ascii_latin1_text_decodes_unchanged_and_mixed_text_still_maps_high_bytes() {
+        assert_eq!(
+            Charset::Latin1.decode(b"customer-42").unwrap(),
+            "customer-42"
+        );
+        assert_eq!(Charset::Latin1.decode(b"").unwrap(), "");
+        assert_eq!(Charset::Latin1.decode(b"caf\xe9 \x80").unwrap(), "café €");
     }
 
     #[test]

@@ -239,7 +239,7 @@ pub fn build(i: usize, m: &MapColumn, hint: Option<TypeHint>) -> Decoded<(Column
 
 impl ColumnCodec {
     /// Decodes one non-NULL value of this column from a row image.
-    #[inline]
+    #[inline(always)]
     pub fn decode(&self, c: &mut Cursor<'_>) -> Decoded<Value> {
         let int = |v: u64, bits: u32| -> Value {
             if self.unsigned {

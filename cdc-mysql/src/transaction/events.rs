@@ -183,8 +183,9 @@ impl Decoder {
     }
 
     fn decode_rows(&mut self, ev_kind: u8, rows: &RowsHeader<'_>, images: &[u8]) -> Fed<()> {
+        // Borrowed, not cloned: only other fields of the decoder change below.
         let entry = match self.maps.get(&rows.table_id).map(|s| &s.entry) {
-            Some(Some(entry)) => entry.clone(),
+            Some(Some(entry)) => entry,
             Some(None) => return Ok(()),
             None => {
                 return Err(DecodeError::new(format!(
@@ -211,6 +212,7 @@ impl Decoder {
                 * rows.column_count
                 * size_of::<Value>();
         let txn = self.txn.get_or_insert_with(OpenTxn::default);
+        txn.expect_changes(self.changes_hint);
         let table = &entry.schema.table;
         let mut c = Cursor::new(images);
         while !c.is_empty() {

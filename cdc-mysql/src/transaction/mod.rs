@@ -164,7 +164,14 @@ pub struct Decoder {
     emitted: SourcePosition,
     /// Reused buffer for decompressed MariaDB events.
     inflated: Vec<u8>,
+    /// Changes of the last committed transaction (capped), reserved up front
+    /// for the next one: consecutive transactions tend to be alike.
+    changes_hint: usize,
 }
+
+/// Most changes reserved ahead for a transaction (about 1 MiB of records);
+/// a larger transaction grows its buffer as it goes.
+const MAX_CHANGES_HINT: usize = 4096;
 
 impl Decoder {
     /// A decoder for the given tables (`None`: every table). `expand_payloads` is
@@ -189,6 +196,7 @@ impl Decoder {
             parts: None,
             emitted: SourcePosition::None,
             inflated: Vec::new(),
+            changes_hint: 0,
         }
     }
 
@@ -446,6 +454,7 @@ impl Decoder {
         let previous = std::mem::replace(&mut self.emitted, position);
         self.stats.transactions += 1;
         self.last_emit_ts = h.timestamp;
+        self.changes_hint = txn.buffered_changes().min(MAX_CHANGES_HINT);
         match txn.finish(stamp, previous)? {
             Finished::Whole(batch) => out.push(batch),
             Finished::Split(parts) => {

@@ -97,6 +97,21 @@ impl OpenTxn {
         Ok(())
     }
 
+    /// Before the first change, reserves room for `expected` changes and the
+    /// `Begin` and `Commit` the batch adds (see [`whole`](Self::whole)), so a
+    /// transaction the size of the previous one is buffered without regrowing.
+    #[inline]
+    pub fn expect_changes(&mut self, expected: usize) {
+        if self.changes.capacity() == 0 && expected > 0 {
+            self.changes.reserve_exact(expected + 2);
+        }
+    }
+
+    /// Number of changes buffered in memory (not spilled).
+    pub fn buffered_changes(&self) -> usize {
+        self.changes.len()
+    }
+
     /// Whether the transaction holds any change.
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty() || self.spill.is_some()
@@ -146,14 +161,25 @@ impl OpenTxn {
     }
 
     fn whole(self, stamp: Stamp) -> SourceBatch {
-        let mut records = self.schemas;
-        records.reserve(self.changes.len() + 2);
-        records.push(Record::Begin(stamp.begin()));
-        for mut record in self.changes {
-            stamp.apply(&mut record);
-            records.push(record);
+        // The batch reuses the buffer of the changes (usually reserved with
+        // room for `Begin` and `Commit`): shifting the records in place costs
+        // less than a second buffer of the transaction's size.
+        let mut records = self.changes;
+        for record in &mut records {
+            stamp.apply(record);
         }
+        records.reserve(self.schemas.len() + 2);
+        let head = self
+            .schemas
+            .into_iter()
+            .chain([Record::Begin(stamp.begin())]);
+        records.splice(0..0, head);
         records.push(Record::Commit(stamp.commit()));
+        // A small transaction after a large one: do not hand the unused room
+        // of the reservation on with the batch.
+        if records.capacity() > 2 * records.len() + 16 {
+            records.shrink_to_fit();
+        }
         SourceBatch {
             records,
             position: stamp.position,
@@ -250,5 +276,95 @@ impl Parts {
                 }));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cdc_core::event::{Change, ChangeKind, TableName, TableSchema, Value};
+
+    use super::*;
+
+    fn change(id: i64) -> Record {
+        Record::Change(Change {
+            table: TableName::new("shop", "orders"),
+            kind: ChangeKind::Insert,
+            before: None,
+            after: Some(vec![Value::Int(id)]),
+            position: SourcePosition::None,
+            txid: None,
+            commit_time_micros: 0,
+        })
+    }
+
+    fn stamp() -> Stamp {
+        Stamp {
+            txid: Some("0-1-7".into()),
+            position: SourcePosition::MySql {
+                file: "mysql-bin.000001".into(),
+                pos: 1234,
+                gtid: Some("0-1-7".into()),
+            },
+            time: 1_000_000,
+        }
+    }
+
+    fn whole(txn: OpenTxn) -> SourceBatch {
+        match txn.finish(stamp(), SourcePosition::None) {
+            Ok(Finished::Whole(batch)) => batch,
+            other => panic!("expected a whole batch, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_whole_batch_is_schemas_then_begin_then_stamped_changes_then_commit() {
+        let policy = SplitPolicy::default();
+        let mut txn = OpenTxn::with_txid(Some("0-1-7".into()));
+        txn.schemas.push(Record::Schema(TableSchema {
+            table: TableName::new("shop", "orders"),
+            columns: vec![],
+            primary_key: vec![],
+        }));
+        txn.expect_changes(3);
+        for id in 0..3 {
+            txn.push(change(id), 100, &policy).unwrap();
+        }
+        let batch = whole(txn);
+        let expected = stamp();
+        assert_eq!(batch.position, expected.position);
+        assert_eq!(batch.records.len(), 6);
+        assert!(matches!(batch.records[0], Record::Schema(_)));
+        assert!(matches!(&batch.records[1], Record::Begin(b) if b.position == expected.position));
+        for (i, record) in batch.records[2..5].iter().enumerate() {
+            let Record::Change(c) = record else {
+                panic!("record {i} is not a change: {record:?}");
+            };
+            assert_eq!(c.after, Some(vec![Value::Int(i as i64)]));
+            assert_eq!(c.position, expected.position);
+            assert_eq!(c.txid, expected.txid);
+            assert_eq!(c.commit_time_micros, expected.time);
+        }
+        assert!(matches!(&batch.records[5], Record::Commit(c) if c.txid == expected.txid));
+    }
+
+    #[test]
+    fn a_transaction_larger_or_smaller_than_expected_is_still_whole_and_not_oversized() {
+        let policy = SplitPolicy::default();
+        let mut larger = OpenTxn::default();
+        larger.expect_changes(2);
+        for id in 0..50 {
+            larger.push(change(id), 100, &policy).unwrap();
+        }
+        let batch = whole(larger);
+        assert_eq!(batch.records.len(), 52);
+        assert!(matches!(batch.records[0], Record::Begin(_)));
+        assert!(matches!(batch.records[51], Record::Commit(_)));
+
+        let mut smaller = OpenTxn::default();
+        smaller.expect_changes(4096);
+        smaller.push(change(1), 100, &policy).unwrap();
+        let batch = whole(smaller);
+        assert_eq!(batch.records.len(), 3);
+        assert!(batch.records.capacity() <= 2 * batch.records.len() + 16);
     }
 }
