@@ -48,4 +48,4 @@ pub use mysql::{MySqlConfig, MySqlSink};
 pub use postgres::{PostgresConfig, PostgresSink};
 pub use quote::Dialect;
 pub use secret::Secret;
-pub use sqlite::{SqliteConfig, SqliteSink};
+pub use sqlite::{SqliteConfig, SqliteSink, SqliteSynchronous};

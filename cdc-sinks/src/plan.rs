@@ -127,7 +127,9 @@ pub(crate) fn plan<'a>(
 ) -> Result<Vec<Step<'a>>> {
     let hasher = hashbrown::DefaultHashBuilder::default();
     let mut steps = Vec::new();
-    let mut tables: HashMap<&'a TableName, TableState<'a>> = HashMap::new();
+    // Table states, found by name through `tables`.
+    let mut states: Vec<TableState<'a>> = Vec::new();
+    let mut tables: HashMap<&'a TableName, usize> = HashMap::new();
     // Pending steps in the order they were opened; a flushed slot is `None`.
     let mut slots: Vec<Option<Pending<'a>>> = Vec::new();
     let flush = |slots: &mut Vec<Option<Pending<'a>>>,
@@ -142,9 +144,13 @@ pub(crate) fn plan<'a>(
             steps.push(step);
         }
     };
+    // Net rows are reserved up front so a one-table batch never regrows its
+    // key index (regrowing rehashes every key); all tables together reserve
+    // at most one row per event, so many tables cannot multiply it.
+    let mut unreserved = batch.events.len();
     // Consecutive events of one table are the common case: skip the lookup.
-    let mut last: Option<(&'a Arc<TableSchema>, &'a TableName)> = None;
-    for event in &batch.events {
+    let mut last: Option<(&'a Arc<TableSchema>, usize)> = None;
+    for (at, event) in batch.events.iter().enumerate() {
         let (schema, change) = match event {
             SinkEvent::Schema { schema, .. } => (schema, None),
             SinkEvent::Change {
@@ -154,34 +160,39 @@ pub(crate) fn plan<'a>(
             } => (schema, Some((*offset, change))),
         };
         let table = &schema.table;
-        let known = last.is_some_and(|(s, _)| Arc::ptr_eq(s, schema));
-        let state = match tables.get_mut(table) {
-            Some(state) if known => state,
-            Some(state) => {
-                let same = Arc::ptr_eq(state.schema, schema) || state.schema == schema;
-                if !same {
-                    flush(&mut slots, &mut steps, state);
-                    state.schema = schema;
-                    state.mode = mode(table);
-                    if state.mode.is_some() {
+        let index = match last {
+            Some((s, i)) if Arc::ptr_eq(s, schema) => i,
+            _ => match tables.get(table) {
+                Some(&i) => {
+                    let state = &mut states[i];
+                    let same = Arc::ptr_eq(state.schema, schema) || state.schema == schema;
+                    if !same {
+                        flush(&mut slots, &mut steps, state);
+                        state.schema = schema;
+                        state.mode = mode(table);
+                        if state.mode.is_some() {
+                            steps.push(Step::Schema(schema));
+                        }
+                    }
+                    i
+                }
+                None => {
+                    let m = mode(table);
+                    if m.is_some() {
                         steps.push(Step::Schema(schema));
                     }
+                    states.push(TableState {
+                        schema,
+                        mode: m,
+                        slot: None,
+                    });
+                    tables.insert(table, states.len() - 1);
+                    states.len() - 1
                 }
-                state
-            }
-            None => {
-                let m = mode(table);
-                if m.is_some() {
-                    steps.push(Step::Schema(schema));
-                }
-                tables.entry(table).or_insert(TableState {
-                    schema,
-                    mode: m,
-                    slot: None,
-                })
-            }
+            },
         };
-        last = Some((schema, table));
+        last = Some((schema, index));
+        let state = &mut states[index];
         let Some(write_mode) = state.mode else {
             continue;
         };
@@ -203,13 +214,17 @@ pub(crate) fn plan<'a>(
                     schema,
                     changes: Vec::new(),
                 },
-                WriteMode::Upsert | WriteMode::SoftDelete => Pending::Net {
-                    schema,
-                    net: NetRows {
-                        index: HashTable::new(),
-                        rows: Vec::new(),
-                    },
-                },
+                WriteMode::Upsert | WriteMode::SoftDelete => {
+                    let rows = (batch.events.len() - at).min(unreserved);
+                    unreserved -= rows;
+                    Pending::Net {
+                        schema,
+                        net: NetRows {
+                            index: HashTable::with_capacity(rows),
+                            rows: Vec::with_capacity(rows),
+                        },
+                    }
+                }
             }));
             slots.len() - 1
         });
@@ -260,9 +275,9 @@ fn add_net<'a>(
             if !width_ok(before) {
                 return Err(missing("a full-width before"));
             }
-            let prev = net.find(key, before, hasher);
-            let image = delete_image(key, before, prev.map(|i| &net.rows[i]));
-            net.set(key, prev, NetRow::Delete(Cow::Owned(image)), hasher);
+            let found = net.find(key, before, hasher);
+            let image = delete_image(key, before, found.at.map(|i| &net.rows[i]));
+            net.set(key, found, NetRow::Delete(Cow::Owned(image)), hasher);
         }
         ChangeKind::Insert | ChangeKind::Update | ChangeKind::SnapshotRead => {
             let after = change.after.as_deref().ok_or_else(|| missing("an after"))?;
@@ -274,12 +289,13 @@ fn add_net<'a>(
                     .iter()
                     .all(|&k| !matches!(before[k as usize], Value::Null | Value::Unchanged));
                 if has_key && !same_key(key, before, after) {
-                    let prev = net.find(key, before, hasher);
-                    let image = delete_image(key, before, prev.map(|i| &net.rows[i]));
-                    net.set(key, prev, NetRow::Delete(Cow::Owned(image)), hasher);
+                    let found = net.find(key, before, hasher);
+                    let image = delete_image(key, before, found.at.map(|i| &net.rows[i]));
+                    net.set(key, found, NetRow::Delete(Cow::Owned(image)), hasher);
                 }
             }
-            let prev = net.find(key, after, hasher);
+            let found = net.find(key, after, hasher);
+            let prev = found.at;
             let mut image = Cow::Borrowed(after);
             if let Some(i) = prev
                 && after.iter().any(|v| matches!(v, Value::Unchanged))
@@ -308,7 +324,7 @@ fn add_net<'a>(
             } else {
                 NetRow::Upsert(image)
             };
-            net.set(key, prev, row, hasher);
+            net.set(key, found, row, hasher);
         }
         ChangeKind::Truncate => {}
     }
@@ -316,28 +332,38 @@ fn add_net<'a>(
 }
 
 impl<'a> NetRows<'a> {
-    /// The index of the row with the key of `image`, if the batch has one.
-    fn find(&self, key: &[u32], image: &[Value], hasher: &impl BuildHasher) -> Option<usize> {
+    /// Where the key of `image` is: its hash, and the index of the batch's
+    /// row with that key if there is one.
+    fn find(&self, key: &[u32], image: &[Value], hasher: &impl BuildHasher) -> Found {
         let hash = key_hash(key, image, hasher);
-        self.index
+        let at = self
+            .index
             .find(hash, |&i| same_key(key, self.rows[i].image(), image))
-            .copied()
+            .copied();
+        Found { hash, at }
     }
 
-    /// Replaces row `at` (found by [`find`](Self::find)) or adds a new one.
-    fn set(&mut self, key: &[u32], at: Option<usize>, row: NetRow<'a>, hasher: &impl BuildHasher) {
-        match at {
+    /// Replaces the row [`find`](Self::find) found, or adds one with its key.
+    fn set(&mut self, key: &[u32], found: Found, row: NetRow<'a>, hasher: &impl BuildHasher) {
+        match found.at {
             Some(i) => self.rows[i] = row,
             None => {
-                let hash = key_hash(key, row.image(), hasher);
                 let i = self.rows.len();
                 self.rows.push(row);
                 let rows = &self.rows;
                 self.index
-                    .insert_unique(hash, i, |&j| key_hash(key, rows[j].image(), hasher));
+                    .insert_unique(found.hash, i, |&j| key_hash(key, rows[j].image(), hasher));
             }
         }
     }
+}
+
+/// A key looked up in [`NetRows`]; the hash is kept so adding the key does not
+/// hash it again.
+#[derive(Clone, Copy)]
+struct Found {
+    hash: u64,
+    at: Option<usize>,
 }
 
 /// The image of a deleted key: key values from `before`, other values from an

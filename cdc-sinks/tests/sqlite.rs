@@ -5,8 +5,8 @@ mod fixture;
 use cdc_core::Sink;
 use cdc_core::event::{DataType, Value};
 use cdc_sinks::{
-    DroppedColumns, PrepareMode, SinkError, SqliteConfig, SqliteSink, TableMapping, TableRule,
-    WriteMode,
+    DroppedColumns, PrepareMode, SinkError, SqliteConfig, SqliteSink, SqliteSynchronous,
+    TableMapping, TableRule, WriteMode,
 };
 use fixture::*;
 use rusqlite::Connection;
@@ -74,6 +74,23 @@ async fn inserts_updates_deletes_and_the_offset_commit_together() {
     assert_eq!(
         reopened.stored_offset().await.unwrap(),
         Some(b2.last_offset)
+    );
+}
+
+#[tokio::test]
+async fn synchronous_normal_applies_batches_and_stores_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SqliteConfig::new(dir.path().join("db.sqlite"));
+    config.synchronous = SqliteSynchronous::Normal;
+    let mut s = SqliteSink::open(config).await.unwrap();
+    let items = items();
+    let mut stream = Stream::new(0);
+    let b = stream.batch(&items, vec![insert(&items, vec![i(1), t("a"), i(10)])]);
+    s.apply(&b).await.unwrap();
+    assert_eq!(s.stored_offset().await.unwrap(), Some(b.last_offset));
+    assert_eq!(
+        rows(&dir, r#"SELECT id, name, n FROM "items""#),
+        vec![vec![int(1), txt("a"), int(10)]]
     );
 }
 

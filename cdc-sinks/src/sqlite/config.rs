@@ -20,6 +20,43 @@ pub struct SqliteConfig {
     /// Table mapping, filters and modes. Default: every table, upsert, keep.
     #[serde(default)]
     pub mapping: TableMapping,
+    /// When a committed batch reaches the disk. Default: `full`.
+    #[serde(default)]
+    pub synchronous: SqliteSynchronous,
+}
+
+/// SQLite's `synchronous` setting for the sink's WAL-mode database: whether
+/// each batch's commit waits for an fsync.
+///
+/// With a slow fsync (a few milliseconds on many virtual disks) the wait is
+/// most of a batch's time, so small batches pay for it most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSynchronous {
+    /// Every commit fsyncs the WAL before `apply` returns, so an applied batch
+    /// survives a process crash, an OS crash and power loss (the
+    /// [`Sink`](cdc_core::Sink) durability contract). The default.
+    #[default]
+    Full,
+    /// Commits do not fsync; the WAL is synced only at checkpoints. An applied
+    /// batch survives a process crash, but an OS crash or power loss can roll
+    /// back the last batches (each atomically, with its offset row), so the
+    /// sink may come back at an older offset than it acknowledged: the
+    /// pipeline resumes from it if the log still holds those records, and
+    /// they are lost if retention already removed them. This breaks the
+    /// durability contract; choose it only where that loss is acceptable or the
+    /// log keeps records well past the sink.
+    Normal,
+}
+
+impl SqliteSynchronous {
+    /// The `PRAGMA synchronous` value.
+    pub(crate) fn pragma(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Normal => "NORMAL",
+        }
+    }
 }
 
 fn default_sink_name() -> String {
@@ -33,6 +70,7 @@ impl SqliteConfig {
             path: path.into(),
             sink_name: default_sink_name(),
             mapping: TableMapping::default(),
+            synchronous: SqliteSynchronous::default(),
         }
     }
 

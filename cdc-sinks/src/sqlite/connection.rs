@@ -63,18 +63,19 @@ impl Shared {
     }
 }
 
-/// Opens the file in WAL mode with full fsync on commit and creates the sink's
-/// bookkeeping tables.
+/// Opens the file in WAL mode with the configured `synchronous` (full fsync on
+/// commit by default) and creates the sink's bookkeeping tables.
 fn open(config: &SqliteConfig) -> Result<Connection> {
     let conn = Connection::open(&config.path).map_err(SinkError::sqlite("opening the database"))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(SinkError::sqlite("setting the busy timeout"))?;
-    // WAL keeps readers unblocked; synchronous=FULL makes every commit durable
-    // (NORMAL could lose the last commits on power loss, breaking the offset rule).
+    // WAL keeps readers unblocked; synchronous=FULL (the default) makes every
+    // commit durable, NORMAL could lose the last commits on power loss (see
+    // `SqliteSynchronous`).
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(SinkError::sqlite("enabling WAL mode"))?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(SinkError::sqlite("setting synchronous=FULL"))?;
+    conn.pragma_update(None, "synchronous", config.synchronous.pragma())
+        .map_err(SinkError::sqlite("setting synchronous"))?;
     conn.set_prepared_statement_cache_capacity(256);
     let q = |n| Dialect::Sqlite.ident(n);
     conn.execute_batch(&format!(
@@ -87,4 +88,40 @@ fn open(config: &SqliteConfig) -> Result<Connection> {
     ))
     .map_err(SinkError::sqlite("creating the bookkeeping tables"))?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::config::SqliteSynchronous;
+
+    fn synchronous_of(synchronous: SqliteSynchronous) -> i64 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = SqliteConfig::new(dir.path().join("db.sqlite"));
+        config.synchronous = synchronous;
+        let conn = open(&config).unwrap();
+        conn.pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn commits_fsync_by_default_and_normal_is_opt_in() {
+        assert_eq!(SqliteConfig::new("x").synchronous, SqliteSynchronous::Full);
+        // SQLite reports FULL as 2 and NORMAL as 1.
+        assert_eq!(synchronous_of(SqliteSynchronous::Full), 2);
+        assert_eq!(synchronous_of(SqliteSynchronous::Normal), 1);
+    }
+
+    #[test]
+    fn synchronous_is_read_from_config_in_snake_case() {
+        let config: SqliteConfig =
+            serde_json::from_str(r#"{"path": "x.db", "synchronous": "normal"}"#).unwrap();
+        assert_eq!(config.synchronous, SqliteSynchronous::Normal);
+        let config: SqliteConfig = serde_json::from_str(r#"{"path": "x.db"}"#).unwrap();
+        assert_eq!(config.synchronous, SqliteSynchronous::Full);
+        assert!(
+            serde_json::from_str::<SqliteConfig>(r#"{"path": "x.db", "synchronous": "off"}"#)
+                .is_err()
+        );
+    }
 }

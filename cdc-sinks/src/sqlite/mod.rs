@@ -1,9 +1,10 @@
 //! The SQLite sink: the embedded default destination.
 //!
 //! One SQLite transaction per batch holds the data and the `_cdc_offsets` row, in
-//! a WAL-mode database with `synchronous=FULL`, so a committed batch survives a
-//! crash and [`stored_offset`](cdc_core::Sink::stored_offset) says exactly what
-//! was applied. Rows go in as cached multi-row statements bound straight from
+//! a WAL-mode database with `synchronous=FULL` (by default; see
+//! [`SqliteSynchronous`]), so a committed batch survives a crash and
+//! [`stored_offset`](cdc_core::Sink::stored_offset) says exactly what was
+//! applied. Rows go in as cached multi-row statements bound straight from
 //! the batch.
 
 mod apply;
@@ -15,7 +16,7 @@ mod write;
 use async_trait::async_trait;
 use cdc_core::{Sink, SinkBatch};
 
-pub use config::SqliteConfig;
+pub use config::{SqliteConfig, SqliteSynchronous};
 
 use crate::error::{Result, SinkError};
 use connection::Shared;
