@@ -12,13 +12,7 @@ use cdc_mysql::rows::decimal;
 use cdc_mysql::rows::table_map::col;
 
 fn columns() -> Vec<FixtureColumn> {
-    let c = |name: &str, ty: u8, meta: Vec<u8>, unsigned: bool, key: bool| FixtureColumn {
-        name: name.into(),
-        ty,
-        meta,
-        unsigned,
-        key,
-    };
+    let c = FixtureColumn::new;
     vec![
         c("id", col::LONGLONG, vec![], false, true),
         c("qty", col::LONG, vec![], true, false),

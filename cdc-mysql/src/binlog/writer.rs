@@ -18,6 +18,33 @@ pub struct FixtureColumn {
     pub key: bool,
 }
 
+impl FixtureColumn {
+    /// A column of `ty` with its table-map metadata.
+    pub fn new(name: &str, ty: u8, meta: Vec<u8>, unsigned: bool, key: bool) -> Self {
+        FixtureColumn {
+            name: name.into(),
+            ty,
+            meta,
+            unsigned,
+            key,
+        }
+    }
+}
+
+/// The post-header and schema of a query event (thread id 1, no status
+/// variables), before the statement text.
+fn query_header(schema: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.push(schema.len() as u8);
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(schema.as_bytes());
+    b.push(0);
+    b
+}
+
 fn lenenc(out: &mut Vec<u8>, n: u64) {
     match n {
         0..=250 => out.push(n as u8),
@@ -196,14 +223,7 @@ impl BinlogWriter {
 
     /// A query event.
     pub fn query(&mut self, schema: &str, sql: &str) {
-        let mut b = Vec::new();
-        b.extend_from_slice(&1u32.to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.push(schema.len() as u8);
-        b.extend_from_slice(&0u16.to_le_bytes());
-        b.extend_from_slice(&0u16.to_le_bytes());
-        b.extend_from_slice(schema.as_bytes());
-        b.push(0);
+        let mut b = query_header(schema);
         b.extend_from_slice(sql.as_bytes());
         self.event(kind::QUERY, &b);
     }
@@ -310,14 +330,7 @@ impl BinlogWriter {
 
     /// A MariaDB compressed query event.
     pub fn compressed_query(&mut self, schema: &str, sql: &str) {
-        let mut b = Vec::new();
-        b.extend_from_slice(&1u32.to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.push(schema.len() as u8);
-        b.extend_from_slice(&0u16.to_le_bytes());
-        b.extend_from_slice(&0u16.to_le_bytes());
-        b.extend_from_slice(schema.as_bytes());
-        b.push(0);
+        let mut b = query_header(schema);
         b.extend(crate::mariadb::compressed::deflate(sql.as_bytes()));
         self.event(kind::MARIADB_QUERY_COMPRESSED, &b);
     }
