@@ -167,6 +167,26 @@ async fn crash_child() {
     }
 }
 
+/// Polls `count` until no session of a killed child is left on the server.
+///
+/// A SIGKILLed client's server session can still be finishing the statement
+/// it received last, e.g. a COMMIT; reading the offset and then the tables
+/// while it does would see one without the other. A restarted pipeline only
+/// starts after the old session is gone, so the check waits for that too.
+async fn wait_for_sessions_to_end<F, Fut>(kind: &str, mut count: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = i64>,
+{
+    for _ in 0..300 {
+        if count().await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{kind}: the killed child's server session did not end within 30 s");
+}
+
 /// Kills the child `KILLS` times and checks the target after each kill with
 /// `check(stored batches)`.
 async fn kill_loop<F, Fut>(kind: &str, target: &str, mut check: F)
@@ -252,6 +272,22 @@ async fn postgres_sink_survives_sigkill_at_random_moments() {
         .expect("PostgreSQL 15 from the test kit is required for this test");
     let target = pg.connection_string();
     kill_loop("postgres", &target, || async {
+        let (client, conn) = tokio_postgres::connect(&target, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        wait_for_sessions_to_end("postgres", || async {
+            client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0)
+        })
+        .await;
         let mut c = PostgresConfig::new(&target);
         c.mapping = mapping();
         let m = batches_applied(
@@ -262,10 +298,6 @@ async fn postgres_sink_survives_sigkill_at_random_moments() {
                 .await
                 .unwrap(),
         );
-        let (client, conn) = tokio_postgres::connect(&target, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
         let live = client
             .query("SELECT id, name, n FROM crash ORDER BY id", &[])
             .await
@@ -292,6 +324,23 @@ async fn mysql_sink_survives_sigkill_at_random_moments() {
         cdc_testkit::MariaDb::start().expect("MariaDB from the test kit is required for this test");
     let target = db.url();
     kill_loop("mysql", &target, || async {
+        // A pool, so the polling closure only borrows it; its one connection
+        // is reused and excluded by CONNECTION_ID().
+        let pool = mysql_async::Pool::new(target.as_str());
+        wait_for_sessions_to_end("mysql", || async {
+            let mut conn = pool.get_conn().await.unwrap();
+            let others: Option<i64> = conn
+                .query_first(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                     WHERE ID <> CONNECTION_ID() AND USER <> 'system user' \
+                     AND COMMAND <> 'Daemon'",
+                )
+                .await
+                .unwrap();
+            others.unwrap_or(0)
+        })
+        .await;
+        let mut conn = pool.get_conn().await.unwrap();
         let mut c = MySqlConfig::new(&target);
         c.mapping = mapping();
         let m = batches_applied(
@@ -302,7 +351,6 @@ async fn mysql_sink_survives_sigkill_at_random_moments() {
                 .await
                 .unwrap(),
         );
-        let mut conn = mysql_async::Conn::from_url(&target).await.unwrap();
         let live: State = conn
             .query("SELECT id, name, n FROM crash ORDER BY id")
             .await
@@ -311,6 +359,8 @@ async fn mysql_sink_survives_sigkill_at_random_moments() {
             .query("SELECT _cdc_offset FROM crash_hist ORDER BY 1")
             .await
             .unwrap_or_default();
+        drop(conn);
+        pool.disconnect().await.unwrap();
         (m, live, history)
     })
     .await;
