@@ -124,7 +124,7 @@ impl MySqlSource {
                     .ok_or_else(|| Error::Position(format!("malformed GTID set {g}")))?,
             ),
             _ => StreamStart::FilePos {
-                file: file.clone(),
+                file: file.to_string(),
                 pos: *pos,
             },
         })
@@ -144,13 +144,17 @@ impl MySqlSource {
             None => match self.config.start_from {
                 StartFrom::Current => {
                     let (file, pos, gtid) = stream::current_position(&mut conn, is_mariadb).await?;
-                    SourcePosition::MySql { file, pos, gtid }
+                    SourcePosition::MySql {
+                        file: file.into(),
+                        pos,
+                        gtid: gtid.map(Into::into),
+                    }
                 }
                 StartFrom::Earliest => {
                     let files = stream::binlog_files(&mut conn).await?;
                     let file = files.into_iter().next().unwrap_or_default();
                     SourcePosition::MySql {
-                        file,
+                        file: file.into(),
                         pos: 4,
                         gtid: None,
                     }
@@ -217,7 +221,7 @@ impl MySqlSource {
     fn start_position(&self) -> Option<SourcePosition> {
         match self.start.as_ref()? {
             StreamStart::FilePos { file, pos } => Some(SourcePosition::MySql {
-                file: file.clone(),
+                file: file.as_str().into(),
                 pos: *pos,
                 gtid: None,
             }),

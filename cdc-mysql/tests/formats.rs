@@ -52,7 +52,10 @@ fn mysql_84_tagged_gtids_become_transaction_ids_and_positions() {
     };
     assert_eq!(gtid(0), format!("{UUID}:1-11:etl:1-3"));
     assert_eq!(gtid(1), format!("{UUID}:1-11:etl:1-4"));
-    let txids: Vec<_> = changes(&batches).into_iter().map(|c| c.txid).collect();
+    let txids: Vec<_> = changes(&batches)
+        .into_iter()
+        .map(|c| c.txid.map(String::from))
+        .collect();
     assert_eq!(
         txids,
         [Some(format!("{UUID}:11")), Some(format!("{UUID}:etl:4"))]

@@ -3,7 +3,7 @@
 
 mod support;
 
-use cdc_core::event::{ChangeKind, Record, SourcePosition, Value};
+use cdc_core::event::{ChangeKind, Record, SharedStr, SourcePosition, Value};
 use cdc_core::{Source, SourceBatch};
 use cdc_mysql::{BinlogFiles, Error, MySqlSource, ResumeBy};
 use support::*;
@@ -88,7 +88,7 @@ async fn multi_table_transactions_arrive_whole_in_commit_order_with_gtid() {
         panic!("mysql positions");
     };
     assert!(p2 > p1);
-    let seq = |g: &Option<String>| {
+    let seq = |g: &Option<SharedStr>| {
         g.as_deref()
             .unwrap()
             .rsplit('-')

@@ -53,7 +53,7 @@ pub(crate) async fn check_prerequisites(client: &Client, config: &PostgresConfig
                                 WHERE i.indrelid = c.oid AND i.indisprimary) \
                  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                  WHERE n.nspname = $1 AND c.relname = $2",
-                &[&table.schema, &table.name],
+                &[&table.schema.as_str(), &table.name.as_str()],
             )
             .await
             .map_err(Error::query("reading table replica identity"))?

@@ -229,7 +229,7 @@ async fn each_replica_identity_gives_its_before_image_or_a_clear_error() {
     while before.len() < 11 {
         let batch = next_tx(&mut source).await;
         for c in changes(&batch) {
-            before.push((c.table.name.clone(), c.kind, c.before.clone()));
+            before.push((c.table.name.to_string(), c.kind, c.before.clone()));
         }
     }
     let text = |s: &str| Value::Text(s.into());
@@ -311,7 +311,12 @@ async fn transactions_arrive_whole_in_commit_order_with_truncates() {
     let multi = next_tx(&mut source).await;
     let names: Vec<_> = changes(&multi)
         .iter()
-        .map(|c| (c.table.name.clone(), c.after.clone().unwrap()[0].clone()))
+        .map(|c| {
+            (
+                c.table.name.to_string(),
+                c.after.clone().unwrap()[0].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         names,

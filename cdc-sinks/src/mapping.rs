@@ -195,7 +195,7 @@ impl TableMapping {
         }
         let name = rule
             .and_then(|r| r.target.clone())
-            .unwrap_or_else(|| schema.table.name.clone());
+            .unwrap_or_else(|| schema.table.name.to_string());
         Ok(Some(TargetTable {
             source: schema.table.clone(),
             name,

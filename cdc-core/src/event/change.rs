@@ -1,7 +1,7 @@
 use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use serde::{Deserialize, Serialize};
 
-use super::{SourcePosition, TableName, TableSchema, Value};
+use super::{SharedStr, SourcePosition, TableName, TableSchema, Value};
 
 /// A row: values in the column order of the table schema in effect.
 pub type Row = Vec<Value>;
@@ -55,7 +55,7 @@ pub struct Change {
     /// Position of the transaction this change belongs to (its commit position).
     pub position: SourcePosition,
     /// Source transaction id: PostgreSQL xid, MySQL/MariaDB GTID, if any.
-    pub txid: Option<String>,
+    pub txid: Option<SharedStr>,
     /// Commit time of the transaction, microseconds since the Unix epoch (UTC).
     pub commit_time_micros: i64,
 }
@@ -70,7 +70,7 @@ pub struct Change {
 #[rkyv(derive(Debug))]
 pub struct Begin {
     /// Source transaction id, if any.
-    pub txid: Option<String>,
+    pub txid: Option<SharedStr>,
     /// Commit position of the transaction.
     pub position: SourcePosition,
     /// Commit time, microseconds since the Unix epoch (UTC).
@@ -84,7 +84,7 @@ pub struct Begin {
 #[rkyv(derive(Debug))]
 pub struct Commit {
     /// Source transaction id, if any.
-    pub txid: Option<String>,
+    pub txid: Option<SharedStr>,
     /// Commit position of the transaction.
     pub position: SourcePosition,
     /// Commit time, microseconds since the Unix epoch (UTC).

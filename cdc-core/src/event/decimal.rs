@@ -3,9 +3,12 @@ use std::fmt;
 use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use serde::{Deserialize, Serialize};
 
+use super::inline_text::InlineText;
+
 /// An exact decimal number kept as its canonical text, so no precision is lost
 /// whatever the source's precision (PostgreSQL `numeric` has up to 131072 digits
-/// before the point).
+/// before the point). Text of up to 22 bytes (any MySQL `DECIMAL(20,x)` and
+/// most PostgreSQL numerics) is kept inside the value, with no heap allocation.
 ///
 /// Accepted forms: an optional `-` or `+`, digits, optionally `.` and more digits
 /// (`"-12.3400"`, `".5"` is rejected, `"0.5"` is fine), or one of the special
@@ -16,7 +19,7 @@ use serde::{Deserialize, Serialize};
 )]
 #[rkyv(derive(Debug))]
 #[serde(try_from = "String", into = "String")]
-pub struct Decimal(String);
+pub struct Decimal(InlineText);
 
 /// The text given to [`Decimal::parse`] is not a decimal number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,7 +32,7 @@ impl Decimal {
     /// Parses and validates decimal text; a leading `+` is dropped.
     pub fn parse(text: &str) -> Result<Self, DecimalError> {
         if matches!(text, "NaN" | "Infinity" | "-Infinity") {
-            return Ok(Self(text.to_owned()));
+            return Ok(Self(InlineText::new(text)));
         }
         let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
         let (int, frac) = match unsigned.split_once('.') {
@@ -40,17 +43,19 @@ impl Decimal {
         if !digits(int) || frac.is_some_and(|f| !digits(f)) {
             return Err(DecimalError);
         }
-        Ok(Self(text.strip_prefix('+').unwrap_or(text).to_owned()))
+        Ok(Self(InlineText::new(
+            text.strip_prefix('+').unwrap_or(text),
+        )))
     }
 
     /// The canonical text, e.g. `"-12.3400"` or `"NaN"`.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// Whether this is `NaN`, `Infinity` or `-Infinity`.
     pub fn is_special(&self) -> bool {
-        matches!(self.0.as_str(), "NaN" | "Infinity" | "-Infinity")
+        matches!(self.as_str(), "NaN" | "Infinity" | "-Infinity")
     }
 }
 
@@ -63,13 +68,13 @@ impl ArchivedDecimal {
 
 impl fmt::Debug for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Decimal({})", self.0)
+        write!(f, "Decimal({})", self.as_str())
     }
 }
 
 impl fmt::Display for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -89,7 +94,7 @@ impl TryFrom<String> for Decimal {
 
 impl From<Decimal> for String {
     fn from(d: Decimal) -> Self {
-        d.0
+        d.as_str().to_owned()
     }
 }
 

@@ -11,14 +11,17 @@
 
 mod change;
 mod decimal;
+mod inline_text;
 mod position;
 mod schema;
+mod shared_str;
 mod value;
 
 pub use change::{Begin, Change, ChangeKind, Commit, Heartbeat, Record, Row};
 pub use decimal::{Decimal, DecimalError};
 pub use position::SourcePosition;
 pub use schema::{Column, DataType, TableName, TableSchema};
+pub use shared_str::SharedStr;
 pub use value::Value;
 
 pub use change::{

@@ -3,6 +3,8 @@ use std::cmp::Ordering;
 use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use serde::{Deserialize, Serialize};
 
+use super::SharedStr;
+
 /// Where a record came from in the source's own log; what a reader restarts from.
 ///
 /// Positions of one source are totally ordered by the order the source commits
@@ -33,12 +35,12 @@ pub enum SourcePosition {
     /// MySQL or MariaDB binlog coordinates after the transaction.
     MySql {
         /// Binlog file name, e.g. `mysql-bin.000003`.
-        file: String,
+        file: SharedStr,
         /// Byte position in that file after the transaction's last event.
         pos: u64,
         /// GTID state after this transaction, if GTIDs are in use: MySQL's executed
         /// GTID set (`uuid:1-100`), or MariaDB's GTID list (`0-1-100,1-2-7`).
-        gtid: Option<String>,
+        gtid: Option<SharedStr>,
     },
     /// MongoDB change stream.
     Mongo {

@@ -3,6 +3,8 @@ use std::fmt;
 use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use serde::{Deserialize, Serialize};
 
+use super::SharedStr;
+
 /// A qualified table name: PostgreSQL schema, MySQL database or MongoDB database,
 /// then the table (collection) name. Both parts are kept exactly as the source
 /// spells them; quote them whenever they go into SQL.
@@ -23,14 +25,14 @@ use serde::{Deserialize, Serialize};
 #[rkyv(derive(Debug))]
 pub struct TableName {
     /// Namespace: PostgreSQL schema, MySQL/MariaDB database, MongoDB database.
-    pub schema: String,
+    pub schema: SharedStr,
     /// Table or collection name.
-    pub name: String,
+    pub name: SharedStr,
 }
 
 impl TableName {
     /// Builds a table name from its two parts.
-    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(schema: impl Into<SharedStr>, name: impl Into<SharedStr>) -> Self {
         Self {
             schema: schema.into(),
             name: name.into(),
@@ -48,7 +50,7 @@ impl fmt::Display for TableName {
 impl ArchivedTableName {
     /// Whether this archived name equals `name`, without deserializing.
     pub fn matches(&self, name: &TableName) -> bool {
-        self.schema.as_str() == name.schema && self.name.as_str() == name.name
+        self.schema.as_str() == name.schema.as_str() && self.name.as_str() == name.name.as_str()
     }
 }
 

@@ -15,7 +15,7 @@
 
 use std::cmp::Ordering;
 
-use crate::event::{Begin, Record, SourcePosition};
+use crate::event::{Begin, Record, SharedStr, SourcePosition};
 use crate::pipeline::PipelineError;
 
 /// A transaction the change log ends inside of: its `Begin` and some of its
@@ -23,7 +23,7 @@ use crate::pipeline::PipelineError;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct OpenTail {
     /// The `Begin`'s transaction id.
-    pub txid: Option<String>,
+    pub txid: Option<SharedStr>,
     /// The `Begin`'s (commit) position.
     pub position: SourcePosition,
     /// How many change records of it the log holds.

@@ -7,7 +7,7 @@ fn pg(lsn: u64) -> SourcePosition {
 
 fn begin(lsn: u64) -> Record {
     Record::Begin(Begin {
-        txid: Some(format!("tx{lsn}")),
+        txid: Some(format!("tx{lsn}").into()),
         position: pg(lsn),
         commit_time_micros: 0,
     })
@@ -15,7 +15,7 @@ fn begin(lsn: u64) -> Record {
 
 fn commit(lsn: u64) -> Record {
     Record::Commit(Commit {
-        txid: Some(format!("tx{lsn}")),
+        txid: Some(format!("tx{lsn}").into()),
         position: pg(lsn),
         commit_time_micros: 0,
     })
@@ -28,7 +28,7 @@ fn change(lsn: u64, n: i64) -> Record {
         before: None,
         after: Some(vec![crate::event::Value::Int(n)]),
         position: pg(lsn),
-        txid: Some(format!("tx{lsn}")),
+        txid: Some(format!("tx{lsn}").into()),
         commit_time_micros: 0,
     })
 }

@@ -1,6 +1,6 @@
 //! Errors of the pipeline runtime and the source runner.
 
-use crate::event::{SourcePosition, TableName};
+use crate::event::{SharedStr, SourcePosition, TableName};
 
 /// A boxed error from a [`Source`](crate::Source) or [`Sink`](crate::Sink)
 /// implementation, kept whole so callers can downcast it.
@@ -121,7 +121,7 @@ pub enum PipelineError {
     )]
     UnfinishedTransaction {
         /// The unfinished transaction's id.
-        txid: Option<String>,
+        txid: Option<SharedStr>,
         /// Its commit position.
         position: SourcePosition,
         /// The position the source delivered instead (boxed to keep the error small).

@@ -19,8 +19,8 @@ impl TablePattern {
     /// Matches exactly one table.
     pub fn table(name: &TableName) -> Self {
         Self {
-            schema: name.schema.clone(),
-            table: Some(name.name.clone()),
+            schema: name.schema.to_string(),
+            table: Some(name.name.to_string()),
         }
     }
 

@@ -51,7 +51,7 @@ pub fn pg(lsn: u64) -> SourcePosition {
 /// A transaction at `lsn` inserting `(table, id)` rows.
 pub fn txn(lsn: u64, rows: &[(&str, i64)]) -> Vec<Record> {
     let mut records = vec![Record::Begin(Begin {
-        txid: Some(lsn.to_string()),
+        txid: Some(lsn.to_string().into()),
         position: pg(lsn),
         commit_time_micros: COMMIT_TIME_MICROS,
     })];
@@ -62,12 +62,12 @@ pub fn txn(lsn: u64, rows: &[(&str, i64)]) -> Vec<Record> {
             before: None,
             after: Some(vec![Value::Int(*id), Value::Text(format!("row {id}"))]),
             position: pg(lsn),
-            txid: Some(lsn.to_string()),
+            txid: Some(lsn.to_string().into()),
             commit_time_micros: COMMIT_TIME_MICROS,
         })
     }));
     records.push(Record::Commit(Commit {
-        txid: Some(lsn.to_string()),
+        txid: Some(lsn.to_string().into()),
         position: pg(lsn),
         commit_time_micros: COMMIT_TIME_MICROS,
     }));

@@ -54,7 +54,7 @@ pub async fn table_schema(conn: &mut Conn, table: &TableName) -> Result<Option<T
              NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY ORDINAL_POSITION",
-            (&table.schema, &table.name),
+            (table.schema.as_str(), table.name.as_str()),
         )
         .await
         .map_err(|e| Error::mysql("reading the table's columns", e))?;
@@ -132,7 +132,7 @@ pub async fn table_schema(conn: &mut Conn, table: &TableName) -> Result<Option<T
         .exec(
             "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? \
              AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
-            (&table.schema, &table.name),
+            (table.schema.as_str(), table.name.as_str()),
         )
         .await
         .map_err(|e| Error::mysql("reading the primary key", e))?;

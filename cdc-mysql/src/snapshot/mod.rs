@@ -153,9 +153,9 @@ impl Snapshot {
                 .await
                 .map_err(|e| Error::mysql("reading the snapshot's GTID position", e))?;
             SourcePosition::MySql {
-                file,
+                file: file.into(),
                 pos,
-                gtid: gtid.filter(|g| !g.is_empty()),
+                gtid: gtid.filter(|g| !g.is_empty()).map(Into::into),
             }
         } else {
             let local: Option<String> = conn
@@ -175,9 +175,9 @@ impl Snapshot {
                 .as_str()
                 .map(|g| g.split_whitespace().collect::<String>());
             SourcePosition::MySql {
-                file,
+                file: file.into(),
                 pos,
-                gtid: gtid.filter(|g| !g.is_empty()),
+                gtid: gtid.filter(|g| !g.is_empty()).map(Into::into),
             }
         };
         Ok(Snapshot { conn, position })
@@ -255,7 +255,11 @@ impl ChunkReader {
 
     async fn position(&mut self) -> Result<SourcePosition> {
         let (file, pos, gtid) = stream::current_position(&mut self.conn, self.is_mariadb).await?;
-        Ok(SourcePosition::MySql { file, pos, gtid })
+        Ok(SourcePosition::MySql {
+            file: file.into(),
+            pos,
+            gtid: gtid.map(Into::into),
+        })
     }
 
     /// Reads the chunk after `after` between two position reads.

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cdc_core::SourceBatch;
-use cdc_core::event::{Heartbeat, Record, SourcePosition, TableName};
+use cdc_core::event::{Heartbeat, Record, SharedStr, SourcePosition, TableName};
 
 use crate::binlog::cursor::DecodeError;
 use crate::binlog::event::{EventHeader, FormatDescription, Rotate, kind};
@@ -142,7 +142,7 @@ enum Flavor {
 #[derive(Debug)]
 pub struct Decoder {
     fde: FormatDescription,
-    file: String,
+    file: SharedStr,
     last_pos: u64,
     /// Table maps by table id, with the body they were built from, so a
     /// repeated map (every transaction sends one) costs a lookup and a compare
@@ -180,7 +180,7 @@ impl Decoder {
     pub fn new(tables: Option<HashSet<TableName>>, expand_payloads: bool) -> Self {
         Decoder {
             fde: FormatDescription::default(),
-            file: String::new(),
+            file: SharedStr::default(),
             last_pos: 0,
             maps: HashMap::default(),
             schemas: SchemaCache::default(),
@@ -216,7 +216,7 @@ impl Decoder {
 
     /// Sets the starting file and GTID state (from a resume position).
     pub fn set_position(&mut self, file: &str, pos: u64, gtid: Option<&str>) -> Result<(), String> {
-        self.file = file.to_owned();
+        self.file = file.into();
         self.last_pos = pos;
         if let Some(text) = gtid.filter(|t| !t.is_empty()) {
             if text.contains(':') {
@@ -285,8 +285,8 @@ impl Decoder {
 
     fn position(&self) -> SourcePosition {
         let gtid = match self.flavor {
-            Flavor::MariaDb => Some(self.maria.to_string()),
-            Flavor::MySql => Some(self.mysql.to_string()),
+            Flavor::MariaDb => Some(self.maria.to_string().into()),
+            Flavor::MySql => Some(self.mysql.to_string().into()),
             Flavor::Unknown => None,
         };
         SourcePosition::MySql {
@@ -313,7 +313,7 @@ impl Decoder {
         match h.kind {
             kind::ROTATE => {
                 let r = Rotate::parse(data)?;
-                self.file = r.next_file;
+                self.file = r.next_file.into();
                 self.last_pos = r.pos;
                 if !is_artificial {
                     self.maps.clear();
@@ -355,7 +355,7 @@ impl Decoder {
             kind::MARIADB_GTID => {
                 let ev = mariadb::GtidEvent::parse(data, h.server_id)?;
                 self.flavor = Flavor::MariaDb;
-                let mut txn = OpenTxn::with_txid(Some(ev.gtid.to_string()));
+                let mut txn = OpenTxn::with_txid(Some(ev.gtid.to_string().into()));
                 txn.maria = Some(ev.gtid);
                 txn.standalone = ev.is_standalone();
                 self.txn = Some(txn);
@@ -379,7 +379,7 @@ impl Decoder {
                     gtid_event::parse_tagged_gtid(data)?
                 };
                 self.flavor = Flavor::MySql;
-                let mut txn = OpenTxn::with_txid(Some(gtid.to_string()));
+                let mut txn = OpenTxn::with_txid(Some(gtid.to_string().into()));
                 txn.mysql = Some(gtid);
                 self.txn = Some(txn);
             }
@@ -405,8 +405,9 @@ impl Decoder {
                 if self.txn.is_none() && h.log_pos != 0 && h.kind == kind::HEARTBEAT {
                     if let Ok(name) = std::str::from_utf8(data)
                         && !name.is_empty()
+                        && self.file != name
                     {
-                        self.file = name.to_owned();
+                        self.file = name.into();
                     }
                     self.last_pos = u64::from(h.log_pos);
                     self.heartbeat(h, out);

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cdc_core::SourceBatch;
-use cdc_core::event::{Begin, Commit, Record, SourcePosition};
+use cdc_core::event::{Begin, Commit, Record, SharedStr, SourcePosition};
 
 use crate::gtid::{MariaGtid, MySqlGtid};
 use crate::rows::TableEntry;
@@ -45,7 +45,7 @@ impl Default for SplitPolicy {
 /// A transaction between its first event and its commit.
 #[derive(Debug, Default)]
 pub(super) struct OpenTxn {
-    pub txid: Option<String>,
+    pub txid: Option<SharedStr>,
     pub maria: Option<MariaGtid>,
     pub mysql: Option<MySqlGtid>,
     pub standalone: bool,
@@ -61,7 +61,7 @@ pub(super) struct OpenTxn {
 
 impl OpenTxn {
     /// A transaction opened by a GTID event.
-    pub fn with_txid(txid: Option<String>) -> Self {
+    pub fn with_txid(txid: Option<SharedStr>) -> Self {
         OpenTxn {
             txid,
             ..OpenTxn::default()
@@ -190,7 +190,7 @@ impl OpenTxn {
 /// What a committed transaction is stamped with.
 #[derive(Debug, Clone)]
 pub(super) struct Stamp {
-    pub txid: Option<String>,
+    pub txid: Option<SharedStr>,
     pub position: SourcePosition,
     pub time: i64,
 }

@@ -55,7 +55,7 @@ pub fn changes(batches: &[SourceBatch]) -> Vec<RowChange> {
         .flat_map(|b| b.records.iter())
         .filter_map(|r| match r {
             Record::Change(c) => Some((
-                c.table.name.clone(),
+                c.table.name.to_string(),
                 c.kind,
                 c.before.clone(),
                 c.after.clone(),

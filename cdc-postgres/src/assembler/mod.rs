@@ -29,8 +29,8 @@ use std::sync::Arc;
 
 use cdc_core::SourceBatch;
 use cdc_core::event::{
-    Begin, Change, ChangeKind, Commit, Heartbeat, Record, Row, SourcePosition, TableName,
-    TableSchema, Value,
+    Begin, Change, ChangeKind, Commit, Heartbeat, Record, Row, SharedStr, SourcePosition,
+    TableName, TableSchema, Value,
 };
 
 use crate::error::{Error, Result};
@@ -54,7 +54,7 @@ struct OpenTransaction {
     /// Commit LSN (`final_lsn` of the `Begin`).
     final_lsn: u64,
     position: SourcePosition,
-    txid: Option<String>,
+    txid: Option<SharedStr>,
     commit_time_micros: i64,
     /// Records not handed out yet, in stream order.
     records: Vec<Record>,
@@ -200,7 +200,7 @@ impl Assembler {
         let position = SourcePosition::Postgres {
             lsn: final_lsn.saturating_add(1),
         };
-        let txid = Some(xid.to_string());
+        let txid = Some(SharedStr::from(xid.to_string()));
         let commit_time_micros = commit_time.saturating_add(PG_EPOCH_OFFSET_MICROS);
         let mut records = Vec::new();
         if !skip {

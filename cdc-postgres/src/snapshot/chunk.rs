@@ -78,7 +78,7 @@ impl ChunkReader {
                        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                        WHERE n.nspname = $1 AND c.relname = $2) \
                    AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                &[&table.schema, &table.name],
+                &[&table.schema.as_str(), &table.name.as_str()],
             )
             .await
             .map_err(Error::query("reading table columns for a snapshot"))?;

@@ -220,8 +220,8 @@ pub(super) async fn prepare_table(
         ),
         &[
             &config.sink_name,
-            &schema.table.schema,
-            &schema.table.name,
+            &schema.table.schema.as_str(),
+            &schema.table.name.as_str(),
             &json,
         ],
     )
@@ -244,7 +244,11 @@ async fn load_stored(
                  AND source_table = $3",
                 D.qualified(&config.schema, SCHEMAS_TABLE)
             ),
-            &[&config.sink_name, &table.schema, &table.name],
+            &[
+                &config.sink_name,
+                &table.schema.as_str(),
+                &table.name.as_str(),
+            ],
         )
         .await
         .map_err(SinkError::pg("reading a recorded schema"))?;

@@ -212,8 +212,8 @@ fn prepare_table(
         ),
         params![
             config.sink_name,
-            schema.table.schema,
-            schema.table.name,
+            schema.table.schema.as_str(),
+            schema.table.name.as_str(),
             json
         ],
     )
@@ -235,7 +235,7 @@ fn load_stored(
                  AND source_table = ?3",
                 D.ident(SCHEMAS_TABLE)
             ),
-            params![config.sink_name, table.schema, table.name],
+            params![config.sink_name, table.schema.as_str(), table.name.as_str()],
             |r| r.get(0),
         )
         .optional()

@@ -1,0 +1,122 @@
+//! Short immutable text kept inside the value itself: a decimal's digits fit in
+//! the 24 bytes a `String` takes, so decoding one costs no heap allocation.
+
+use std::hash::{Hash, Hasher};
+
+use rkyv::rancor::{Fallible, Source};
+use rkyv::string::{ArchivedString, StringResolver};
+use rkyv::{Archive, Deserialize as RkyvDeserialize, Place, SerializeUnsized};
+
+/// Longest text kept inline.
+const INLINE: usize = 22;
+
+/// Text of up to [`INLINE`] bytes stored in place, longer text on the heap.
+/// Archived exactly like a `String`.
+#[derive(Clone)]
+pub(crate) enum InlineText {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+impl InlineText {
+    pub(crate) fn new(text: &str) -> Self {
+        if text.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            InlineText::Inline {
+                len: text.len() as u8,
+                bytes,
+            }
+        } else {
+            InlineText::Heap(text.into())
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Built from a `&str` cut at its end, so always valid UTF-8.
+            InlineText::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            InlineText::Heap(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Debug for InlineText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for InlineText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for InlineText {}
+
+impl Hash for InlineText {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl Archive for InlineText {
+    type Archived = ArchivedString;
+    type Resolver = StringResolver;
+
+    fn resolve(&self, resolver: Self::Resolver, out: Place<Self::Archived>) {
+        ArchivedString::resolve_from_str(self.as_str(), resolver, out);
+    }
+}
+
+impl<S: Fallible + ?Sized> rkyv::Serialize<S> for InlineText
+where
+    S::Error: Source,
+    str: SerializeUnsized<S>,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
+        ArchivedString::serialize_from_str(self.as_str(), serializer)
+    }
+}
+
+impl<D: Fallible + ?Sized> RkyvDeserialize<InlineText, D> for ArchivedString {
+    fn deserialize(&self, _: &mut D) -> Result<InlineText, D::Error> {
+        Ok(InlineText::new(self.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_long_text_round_trip_and_archive_like_a_string() {
+        for text in [
+            "",
+            "-12.34",
+            "1234567890123456789012",
+            "12345678901234567890123",
+        ] {
+            let inline = InlineText::new(text);
+            assert_eq!(inline.as_str(), text);
+            assert_eq!(
+                matches!(inline, InlineText::Inline { .. }),
+                text.len() <= INLINE
+            );
+            let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&inline).unwrap();
+            let owned = rkyv::to_bytes::<rkyv::rancor::Error>(&text.to_owned()).unwrap();
+            assert_eq!(bytes.as_slice(), owned.as_slice());
+            let archived = rkyv::access::<ArchivedString, rkyv::rancor::Error>(&bytes).unwrap();
+            let back: InlineText = rkyv::deserialize::<_, rkyv::rancor::Error>(archived).unwrap();
+            assert_eq!(back, inline);
+        }
+    }
+
+    #[test]
+    fn takes_no_more_room_than_a_string() {
+        assert_eq!(size_of::<InlineText>(), size_of::<String>());
+    }
+}

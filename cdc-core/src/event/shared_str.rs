@@ -1,0 +1,190 @@
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use rkyv::rancor::{Fallible, Source};
+use rkyv::string::{ArchivedString, StringResolver};
+use rkyv::{Archive, Deserialize as RkyvDeserialize, Place, SerializeUnsized};
+use serde::{Deserialize, Serialize};
+
+/// An immutable string that clones by reference count: table names, binlog file
+/// names, GTIDs and transaction ids, which every change of a transaction or a
+/// table repeats. A source builds each once and stamps it on thousands of
+/// changes without copying it.
+///
+/// It is archived exactly like a `String` (an rkyv `ArchivedString`) and
+/// serialized by serde as a plain string, so the log's bytes and exported JSON do
+/// not depend on it.
+///
+/// ```
+/// use cdc_core::event::SharedStr;
+///
+/// let file = SharedStr::from("mysql-bin.000003");
+/// let stamped = file.clone(); // no copy of the text
+/// assert_eq!(stamped, "mysql-bin.000003");
+/// assert_eq!(stamped.len(), 16);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for SharedStr {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> Self {
+        Self(s.into())
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(s: String) -> Self {
+        Self(s.into())
+    }
+}
+
+impl From<&String> for SharedStr {
+    fn from(s: &String) -> Self {
+        Self(s.as_str().into())
+    }
+}
+
+impl From<SharedStr> for String {
+    fn from(s: SharedStr) -> Self {
+        s.0.as_ref().to_owned()
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<SharedStr> for str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<SharedStr> for &str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<SharedStr> for String {
+    fn eq(&self, other: &SharedStr) -> bool {
+        **self == *other.0
+    }
+}
+
+impl Serialize for SharedStr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedStr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::from)
+    }
+}
+
+impl Archive for SharedStr {
+    type Archived = ArchivedString;
+    type Resolver = StringResolver;
+
+    fn resolve(&self, resolver: Self::Resolver, out: Place<Self::Archived>) {
+        ArchivedString::resolve_from_str(&self.0, resolver, out);
+    }
+}
+
+impl<S: Fallible + ?Sized> rkyv::Serialize<S> for SharedStr
+where
+    S::Error: Source,
+    str: SerializeUnsized<S>,
+{
+    fn serialize(&self, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
+        ArchivedString::serialize_from_str(&self.0, serializer)
+    }
+}
+
+impl<D: Fallible + ?Sized> RkyvDeserialize<SharedStr, D> for ArchivedString {
+    fn deserialize(&self, _: &mut D) -> Result<SharedStr, D::Error> {
+        Ok(SharedStr::from(self.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archives_byte_for_byte_like_a_string() {
+        for text in ["", "short", "a name longer than the inline limit of rkyv"] {
+            let shared = rkyv::to_bytes::<rkyv::rancor::Error>(&SharedStr::from(text)).unwrap();
+            let owned = rkyv::to_bytes::<rkyv::rancor::Error>(&text.to_owned()).unwrap();
+            assert_eq!(shared.as_slice(), owned.as_slice());
+            let archived = rkyv::access::<ArchivedString, rkyv::rancor::Error>(&shared).unwrap();
+            let back: SharedStr = rkyv::deserialize::<_, rkyv::rancor::Error>(archived).unwrap();
+            assert_eq!(back, text);
+        }
+    }
+
+    #[test]
+    fn serde_sees_a_plain_string() {
+        let json = serde_json::to_string(&SharedStr::from("0-1-42")).unwrap();
+        assert_eq!(json, "\"0-1-42\"");
+        let back: SharedStr = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, "0-1-42");
+    }
+}
