@@ -20,7 +20,8 @@ mod source;
 pub use cursor::{CursorState, CursorStatus, CursorStore};
 pub use error::{Error, Result};
 pub use log::{
-    ChangeLog, FsyncPolicy, LogConfig, LogEntry, LogOffsets, RetentionPolicy, Subscription,
+    ChangeLog, EncodedRecords, FsyncPolicy, LogConfig, LogEntry, LogOffsets, PendingAppend,
+    RetentionPolicy, Subscription,
 };
 pub use sink::{Sink, SinkBatch, SinkEvent};
 pub use source::{Source, SourceBatch};

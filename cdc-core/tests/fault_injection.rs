@@ -95,6 +95,7 @@ async fn torn_and_failed_writes_never_lose_acknowledged_records() {
                 fs.set_plan(FaultPlan {
                     write_budget: Some(rng.random_range(0..40_000)),
                     fail_syncs: round % 5 == 4,
+                    ..FaultPlan::default()
                 });
             }
             // Healthy sessions skip fsync to keep the test fast; the faulty one
@@ -167,6 +168,7 @@ async fn a_failed_cursor_commit_keeps_the_old_value_or_the_new_one() {
         fs.set_plan(FaultPlan {
             write_budget: Some(rng.random_range(0..40)),
             fail_syncs: rng.random_bool(0.3),
+            ..FaultPlan::default()
         });
         let result = log.cursors().commit("c", 9);
         let _ = log.close().await;

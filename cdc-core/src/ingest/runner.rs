@@ -1,8 +1,10 @@
 //! The loop that moves a source's batches into the change log.
 
-use super::CancellationToken;
-use tracing::{debug, info};
+use tracing::info;
 
+use super::CancellationToken;
+
+use super::in_flight::InFlight;
 use super::open_tail::find_open_tail;
 use super::redelivery::Redelivery;
 use crate::event::{Record, SourcePosition};
@@ -39,11 +41,14 @@ pub struct IngestSummary {
 ///
 /// Starts the source strictly after the log's last durable source position,
 /// appends each batch minus anything re-delivered, and acknowledges the batch's
-/// position only after the append is durable. A transaction the source splits
-/// over several batches is appended part by part; when a crash left the log
-/// inside one, the re-delivered copy fills in only what the log lacks. Cancellation is honoured only
-/// between batches, never between an append and its acknowledgement. After an
-/// error, calling `run` again resumes without loss or duplicates.
+/// position only after the append is durable. Up to 64 batches (65,536 records)
+/// are in flight at once, so reading the source overlaps encoding, writing and
+/// fsync; acknowledgements still follow source order. A transaction the source
+/// splits over several batches is appended part by part; when a crash left the
+/// log inside one, the re-delivered copy fills in only what the log lacks.
+/// Cancellation is honoured only between batches, and `run` returns only once
+/// every batch it appended is durable (and, unless it failed, acknowledged).
+/// After an error, calling `run` again resumes without loss or duplicates.
 ///
 /// ```no_run
 /// use cdc_core::ingest::CancellationToken;
@@ -76,37 +81,36 @@ pub async fn run<S: Source>(
         last_position: None,
         reason: IngestStop::SourceEnded,
     };
-    summary.reason = loop {
-        let next = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break IngestStop::Shutdown,
-            next = source.next_batch() => next.map_err(source_error)?,
-        };
-        let Some(batch) = next else {
-            break IngestStop::SourceEnded;
-        };
-        summary.batches += 1;
-        let received = batch.records.len() as u64;
-        let kept = redelivery.keep_new(batch.records, &batch.position)?;
-        summary.skipped += received - kept.len() as u64;
-        if let Some(position) = last_durable_position(&kept) {
-            last = Some(position);
-        }
-        if !kept.is_empty() {
+    // Batches appended and not yet acknowledged to the source, oldest first.
+    let mut in_flight = InFlight::default();
+    let outcome: Result<IngestStop, PipelineError> = async {
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Ok(IngestStop::Shutdown),
+                next = source.next_batch() => next.map_err(source_error)?,
+            };
+            let Some(batch) = next else {
+                return Ok(IngestStop::SourceEnded);
+            };
+            summary.batches += 1;
+            let received = batch.records.len() as u64;
+            let kept = redelivery.keep_new(batch.records, &batch.position)?;
+            summary.skipped += received - kept.len() as u64;
+            if let Some(position) = last_durable_position(&kept) {
+                last = Some(position);
+            }
             summary.appended += kept.len() as u64;
-            let offsets = log.append(kept).await?;
-            debug!(
-                first = offsets.start,
-                end = offsets.end,
-                "source batch appended"
-            );
+            // Also for a fully re-delivered batch (an empty append): the log has
+            // it, so the source may let go once everything before it is durable.
+            in_flight.push(kept, batch.position);
+            in_flight.advance(log, source).await?;
         }
-        // Also for a fully re-delivered batch: the log has it, so the source may let go.
-        source
-            .acknowledge(&batch.position)
-            .await
-            .map_err(source_error)?;
-    };
+    }
+    .await;
+    let drained = in_flight.finish(log, source, outcome.is_ok()).await;
+    summary.reason = outcome?;
+    drained?;
     summary.last_position = last;
     info!(
         reason = ?summary.reason,
@@ -127,7 +131,9 @@ fn last_durable_position(records: &[Record]) -> Option<SourcePosition> {
     })
 }
 
-fn source_error<E: std::error::Error + Send + Sync + 'static>(error: E) -> PipelineError {
+pub(super) fn source_error<E: std::error::Error + Send + Sync + 'static>(
+    error: E,
+) -> PipelineError {
     PipelineError::Source {
         source: Box::new(error),
     }

@@ -185,6 +185,9 @@ mod fault {
         pub write_budget: Option<u64>,
         /// Every `sync_data` and `sync_dir` fails.
         pub fail_syncs: bool,
+        /// Every `sync_data` and `sync_dir` waits while this is set, like a
+        /// stalled disk, and goes on once a new plan clears it.
+        pub hold_syncs: bool,
     }
 
     /// A [`FileSystem`] over the real one that fails or tears writes on demand.
@@ -247,6 +250,9 @@ mod fault {
         }
 
         fn sync_fault(&self) -> io::Result<()> {
+            while self.lock().plan.hold_syncs {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             let state = self.lock();
             if state.tripped || state.plan.fail_syncs {
                 return Err(io::Error::other("injected fsync failure"));

@@ -92,6 +92,7 @@ mod catalog;
 mod config;
 pub(crate) mod fs;
 mod index;
+mod pending;
 mod read;
 mod recovery;
 mod retention;
@@ -117,8 +118,13 @@ pub use config::{FsyncPolicy, LogConfig, RetentionPolicy};
 #[cfg(any(test, feature = "internals"))]
 pub use fs::{FaultFs, FaultPlan};
 pub use fs::{FileSystem, FsFile, StdFs};
+pub use pending::PendingAppend;
 pub use read::LogEntry;
 pub use subscription::Subscription;
+
+/// Records encoded into a log batch by [`ChangeLog::encode`], not yet queued.
+#[derive(Debug)]
+pub struct EncodedRecords(Option<batch::EncodedBatch>);
 
 /// Offsets of the log at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,14 +327,62 @@ impl ChangeLog {
     /// one fsync; the records of one call are contiguous and become visible to
     /// readers together.
     pub async fn append(&self, records: Vec<Record>) -> Result<Range<u64>> {
+        self.submit(records)?.await
+    }
+
+    /// Encodes `records` on the calling thread and queues them behind every
+    /// append submitted before, without waiting for the write. The returned
+    /// [`PendingAppend`] resolves as [`append`](Self::append) does.
+    ///
+    /// One appender that keeps several batches in flight this way overlaps the
+    /// writing and fsync of one batch with producing the next, and their fsyncs
+    /// group. Offsets follow the order of `submit` calls; an append after one
+    /// that failed also fails (the writer stops at its first error).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> cdc_core::Result<()> {
+    /// use cdc_core::event::{Heartbeat, Record, SourcePosition};
+    /// use cdc_core::{ChangeLog, LogConfig};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let log = ChangeLog::open(dir.path(), LogConfig::default())?;
+    /// let beat = |lsn| {
+    ///     Record::Heartbeat(Heartbeat {
+    ///         position: SourcePosition::Postgres { lsn },
+    ///         time_micros: 0,
+    ///     })
+    /// };
+    /// let first = log.submit(vec![beat(1), beat(2)])?;
+    /// let second = log.submit(vec![beat(3)])?;
+    /// assert_eq!(second.await?, 2..3); // in submit order
+    /// assert_eq!(first.await?, 0..2);
+    /// # Ok(()) }
+    /// ```
+    pub fn submit(&self, records: Vec<Record>) -> Result<PendingAppend> {
+        self.submit_encoded(Self::encode(records)?)
+    }
+
+    /// Encodes `records` for [`submit_encoded`](Self::submit_encoded) without
+    /// touching any log: the CPU-heavy half of an append, which a single
+    /// appender can run on another thread while it produces the next batch.
+    pub fn encode(records: Vec<Record>) -> Result<EncodedRecords> {
         if records.is_empty() {
-            let next = self.shared().next.load(Ordering::Acquire);
-            return Ok(next..next);
+            return Ok(EncodedRecords(None));
         }
-        let batch = batch::encode_batch(records)?;
+        batch::encode_batch(records).map(|batch| EncodedRecords(Some(batch)))
+    }
+
+    /// Queues records encoded by [`encode`](Self::encode) behind every append
+    /// submitted before, like [`submit`](Self::submit).
+    pub fn submit_encoded(&self, records: EncodedRecords) -> Result<PendingAppend> {
+        let Some(batch) = records.0 else {
+            let next = self.shared().next.load(Ordering::Acquire);
+            return Ok(PendingAppend::ready(next..next));
+        };
         let (reply, rx) = oneshot::channel();
         self.send(Command::Append { batch, reply })?;
-        rx.await.map_err(|_| Error::Closed)?
+        Ok(PendingAppend::queued(rx))
     }
 
     /// A snapshot of the log's offsets.

@@ -16,6 +16,8 @@ pub struct Observed {
     pub starts: Vec<Option<SourcePosition>>,
     /// Every acknowledged position, in order.
     pub acks: Vec<SourcePosition>,
+    /// Batches handed out by `next_batch`.
+    pub delivered: usize,
     /// Set if a position was acknowledged before the log had it durably.
     pub acked_before_durable: bool,
 }
@@ -94,6 +96,7 @@ impl Source for ScriptedSource {
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>, Self::Error> {
         if let Some(batch) = self.script.get(self.next) {
             self.next += 1;
+            self.observed.lock().unwrap().delivered += 1;
             return Ok(Some(batch.clone()));
         }
         if self.hang_at_end {
@@ -103,7 +106,12 @@ impl Source for ScriptedSource {
     }
 
     async fn acknowledge(&mut self, position: &SourcePosition) -> Result<(), Self::Error> {
-        if self.fail_ack_of == Some(self.next - 1) {
+        // By position: the runner may acknowledge a batch after asking for the next.
+        let failing = self
+            .fail_ack_of
+            .and_then(|i| self.script.get(i))
+            .is_some_and(|b| &b.position == position);
+        if failing {
             self.fail_ack_of = None;
             return Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionReset,
