@@ -2,8 +2,9 @@
 # Side-by-side binlog read of one workload on a throwaway MariaDB:
 #   1. mariadb-binlog --read-from-remote-server --raw (raw bytes to disk, no decoding)
 #   2. cdc_mysql::MySqlSource decoding every row into a cdc_core::ChangeLog
-#      (fsync every batch, group commit), via benches/src/bin/mysql_read.rs,
-#      and the same with a discard sink (decode cost alone)
+#      under cdc_core::ingest::run (fsync every batch, group commit, batches
+#      pipelined), via benches/src/bin/mysql_read.rs, and the same with a
+#      discard sink (decode cost alone)
 #   3. python-mysql-replication decoding every row (installed into a venv here;
 #      the tests never need it)
 # Prints seconds and the ratios (targets: ours >= 0.9x raw; >= 20x python).

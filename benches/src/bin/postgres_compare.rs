@@ -8,7 +8,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cdc_core::event::{Record, TableName};
+use cdc_benches::FirstRows;
+use cdc_core::event::TableName;
+use cdc_core::ingest::{self, CancellationToken};
 use cdc_core::{ChangeLog, LogConfig, Source};
 use cdc_postgres::{PostgresConfig, PostgresSource};
 use cdc_testkit::Postgres;
@@ -25,31 +27,27 @@ fn config(pg: &Postgres, slot: &str) -> PostgresConfig {
     config
 }
 
-/// Reads `rows` row changes; appends each transaction to `log` (then
-/// acknowledges) or discards it. Returns the elapsed time.
+/// Reads `rows` row changes: into `log` under `cdc_core::ingest::run` (the loop
+/// a host uses: each transaction durable, then acknowledged), or discarded.
+/// Returns the elapsed time.
 async fn ours(pg: &Postgres, slot: &str, rows: u64, log: Option<&ChangeLog>) -> Duration {
     let started = Instant::now();
-    let mut source = PostgresSource::new(config(pg, slot));
-    source.start(None).await.expect("source starts");
-    let mut seen = 0u64;
-    while seen < rows {
-        let batch = source
-            .next_batch()
-            .await
-            .expect("next batch")
-            .expect("stream open");
-        seen += batch
-            .records
-            .iter()
-            .filter(|r| matches!(r, Record::Change(_)))
-            .count() as u64;
-        if let Some(log) = log {
-            log.append(batch.records).await.expect("append");
+    let mut source = FirstRows::new(PostgresSource::new(config(pg, slot)), rows);
+    match log {
+        Some(log) => {
+            ingest::run(&mut source, log, &CancellationToken::new())
+                .await
+                .expect("ingest");
         }
-        source
-            .acknowledge(&batch.position)
-            .await
-            .expect("acknowledge");
+        None => {
+            source.start(None).await.expect("source starts");
+            while let Some(batch) = source.next_batch().await.expect("next batch") {
+                source
+                    .acknowledge(&batch.position)
+                    .await
+                    .expect("acknowledge");
+            }
+        }
     }
     started.elapsed()
 }
