@@ -3,9 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 
-use rkyv::rancor::{Fallible, Source};
-use rkyv::string::{ArchivedString, StringResolver};
-use rkyv::{Archive, Deserialize as RkyvDeserialize, Place, SerializeUnsized};
+use super::archive_text::archive_as_string;
 
 /// Longest text kept inline.
 const INLINE: usize = 22;
@@ -63,34 +61,12 @@ impl Hash for InlineText {
     }
 }
 
-impl Archive for InlineText {
-    type Archived = ArchivedString;
-    type Resolver = StringResolver;
-
-    fn resolve(&self, resolver: Self::Resolver, out: Place<Self::Archived>) {
-        ArchivedString::resolve_from_str(self.as_str(), resolver, out);
-    }
-}
-
-impl<S: Fallible + ?Sized> rkyv::Serialize<S> for InlineText
-where
-    S::Error: Source,
-    str: SerializeUnsized<S>,
-{
-    fn serialize(&self, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
-        ArchivedString::serialize_from_str(self.as_str(), serializer)
-    }
-}
-
-impl<D: Fallible + ?Sized> RkyvDeserialize<InlineText, D> for ArchivedString {
-    fn deserialize(&self, _: &mut D) -> Result<InlineText, D::Error> {
-        Ok(InlineText::new(self.as_str()))
-    }
-}
+archive_as_string!(InlineText, InlineText::new);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rkyv::string::ArchivedString;
 
     #[test]
     fn short_and_long_text_round_trip_and_archive_like_a_string() {

@@ -9,6 +9,7 @@
 //! All types derive rkyv's `Archive` so the log stores them without a copy on the
 //! read path, and serde so hosts can export them.
 
+mod archive_text;
 mod change;
 mod decimal;
 mod inline_text;

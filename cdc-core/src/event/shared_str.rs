@@ -3,10 +3,9 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use rkyv::rancor::{Fallible, Source};
-use rkyv::string::{ArchivedString, StringResolver};
-use rkyv::{Archive, Deserialize as RkyvDeserialize, Place, SerializeUnsized};
 use serde::{Deserialize, Serialize};
+
+use super::archive_text::archive_as_string;
 
 /// An immutable string that clones by reference count: table names, binlog file
 /// names, GTIDs and transaction ids, which every change of a transaction or a
@@ -139,34 +138,12 @@ impl<'de> Deserialize<'de> for SharedStr {
     }
 }
 
-impl Archive for SharedStr {
-    type Archived = ArchivedString;
-    type Resolver = StringResolver;
-
-    fn resolve(&self, resolver: Self::Resolver, out: Place<Self::Archived>) {
-        ArchivedString::resolve_from_str(&self.0, resolver, out);
-    }
-}
-
-impl<S: Fallible + ?Sized> rkyv::Serialize<S> for SharedStr
-where
-    S::Error: Source,
-    str: SerializeUnsized<S>,
-{
-    fn serialize(&self, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
-        ArchivedString::serialize_from_str(&self.0, serializer)
-    }
-}
-
-impl<D: Fallible + ?Sized> RkyvDeserialize<SharedStr, D> for ArchivedString {
-    fn deserialize(&self, _: &mut D) -> Result<SharedStr, D::Error> {
-        Ok(SharedStr::from(self.as_str()))
-    }
-}
+archive_as_string!(SharedStr, SharedStr::from);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rkyv::string::ArchivedString;
 
     #[test]
     fn archives_byte_for_byte_like_a_string() {
