@@ -39,7 +39,8 @@ pub enum TlsMode {
     /// Plain TCP (default; loopback and trusted networks only).
     #[default]
     Disabled,
-    /// TLS with certificate and host name verification against the system roots.
+    /// TLS with certificate and host name verification, against
+    /// [`MySqlConfig::ssl_root_cert`] when set, else the system roots.
     Verified,
     /// TLS without certificate verification (encrypts, does not authenticate).
     Unverified,
@@ -81,6 +82,11 @@ pub struct MySqlConfig {
     /// TLS mode. Default disabled.
     #[serde(default)]
     pub tls: TlsMode,
+    /// PEM file of the certificate authorities that `tls = verified` trusts
+    /// instead of the system roots: a private CA, or a cloud provider's bundle
+    /// (Amazon RDS, Azure, Cloud SQL). Default none (the system roots).
+    #[serde(default)]
+    pub ssl_root_cert: Option<PathBuf>,
     /// Where to start without a stored position. Default current.
     #[serde(default)]
     pub start_from: StartFrom,
@@ -134,6 +140,7 @@ impl MySqlConfig {
             server_id: default_server_id(),
             tables: Vec::new(),
             tls: TlsMode::default(),
+            ssl_root_cert: None,
             start_from: StartFrom::default(),
             heartbeat: default_heartbeat(),
             reconnect_attempts: default_reconnects(),
@@ -149,6 +156,20 @@ impl MySqlConfig {
                 field: "host",
                 reason: "must not be empty".into(),
             });
+        }
+        if let Some(path) = &self.ssl_root_cert {
+            if self.tls != TlsMode::Verified {
+                return Err(Error::Config {
+                    field: "ssl_root_cert",
+                    reason: "is only used with tls = verified; set tls or remove it".into(),
+                });
+            }
+            if !path.is_file() {
+                return Err(Error::Config {
+                    field: "ssl_root_cert",
+                    reason: format!("{} is not a readable file", path.display()),
+                });
+            }
         }
         if self.server_id == 0 {
             return Err(Error::Config {
@@ -184,7 +205,14 @@ impl MySqlConfig {
             .stmt_cache_size(16);
         b = match self.tls {
             TlsMode::Disabled => b,
-            TlsMode::Verified => b.ssl_opts(mysql_async::SslOpts::default()),
+            TlsMode::Verified => b.ssl_opts(match &self.ssl_root_cert {
+                // A pinned CA is the only trust anchor, as with PostgreSQL's
+                // sslrootcert: the system roots would widen it.
+                Some(ca) => mysql_async::SslOpts::default()
+                    .with_root_certs(vec![ca.clone().into()])
+                    .with_disable_built_in_roots(true),
+                None => mysql_async::SslOpts::default(),
+            }),
             TlsMode::Unverified => b.ssl_opts(
                 mysql_async::SslOpts::default()
                     .with_danger_accept_invalid_certs(true)

@@ -86,6 +86,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS handshake failed: the certificate does not chain to a trusted
+    /// root or does not name the host, or the server offers no TLS.
+    #[error(
+        "tls with the server at {host} failed ({reason}); check ssl_root_cert, the certificate's names (it must name {host}) and the server's TLS settings (retry does not help)"
+    )]
+    Tls {
+        /// The host connected to.
+        host: String,
+        /// What failed.
+        reason: String,
+    },
     /// The configuration is invalid; fix the named field.
     #[error("invalid configuration: {field}: {reason}")]
     Config {

@@ -1,8 +1,9 @@
 //! # cdc-mysql
 //!
 //! A MySQL 8 / MariaDB 10.5+ binlog source for the CDC SDK: live replication
-//! through `mysql_async` with GTID or file:pos resume, offline binlog files,
-//! and snapshot reads.
+//! through `mysql_async` with GTID or file:pos resume (TLS with rustls, against
+//! the system roots or a pinned CA file), offline binlog files, and snapshot
+//! reads.
 //!
 //! Every transaction becomes one [`SourceBatch`](cdc_core::SourceBatch):
 //! schema records first (a table's first use and after DDL), then `Begin`, the

@@ -2,7 +2,6 @@
 //! certificate made by the `openssl` command line tool.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use cdc_core::event::{Record, TableName, Value};
@@ -13,45 +12,9 @@ use cdc_testkit::Postgres;
 /// A self-signed certificate for `localhost` and `127.0.0.1`; returns the
 /// certificate's path and its PEM certificate and key.
 fn self_signed(dir: &Path, name: &str) -> (PathBuf, Vec<u8>, Vec<u8>) {
-    let (cert, key) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-        ])
-        .arg(format!("/CN=cdc test {name}"))
-        .args([
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-            "-addext",
-            "extendedKeyUsage=serverAuth",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("the openssl command line tool must be installed (apt-get install -y openssl)");
-    assert!(
-        status.status.success(),
-        "openssl failed: {}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let read = |p: &Path| std::fs::read(p).unwrap();
-    (cert.clone(), read(&cert), read(&key))
+    let cert = cdc_testkit::self_signed_cert(dir, name)
+        .expect("a test certificate (needs the openssl command line tool)");
+    (cert.cert_path, cert.cert_pem, cert.key_pem)
 }
 
 fn tls_config(pg: &Postgres, mode: SslMode, slot: &str) -> PostgresConfig {

@@ -22,11 +22,13 @@ mod mariadb;
 mod nats;
 mod postgres;
 mod process;
+mod tls;
 
 pub use error::Error;
 pub use mariadb::MariaDb;
 pub use nats::Nats;
 pub use postgres::Postgres;
+pub use tls::{TestCert, self_signed_cert};
 
 /// Password of the non-superuser test accounts (`md5_user`, `scram_user` on
 /// PostgreSQL, `cdc` on MariaDB). Test-only, never a real secret.

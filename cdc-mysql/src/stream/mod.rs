@@ -11,7 +11,7 @@ use mysql_async::binlog::events::Event;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 
-use crate::config::MySqlConfig;
+use crate::config::{MySqlConfig, TlsMode};
 use crate::error::{Error, Result};
 use crate::gtid::GtidSet;
 
@@ -33,11 +33,36 @@ pub enum StreamStart {
     MySqlGtid(GtidSet),
 }
 
-/// Opens a plain connection.
+/// Opens a connection (TLS as configured).
 pub async fn connect(config: &MySqlConfig) -> Result<Conn> {
-    Conn::new(config.opts())
-        .await
-        .map_err(|e| Error::mysql(format!("connecting to {}:{}", config.host, config.port), e))
+    Conn::new(config.opts()).await.map_err(|e| {
+        if config.tls != TlsMode::Disabled
+            && let Some(reason) = tls_failure(&e)
+        {
+            return Error::Tls {
+                host: config.host.clone(),
+                reason,
+            };
+        }
+        Error::mysql(format!("connecting to {}:{}", config.host, config.port), e)
+    })
+}
+
+/// Why connecting failed, if it failed in TLS: the driver's TLS errors, the
+/// server offering no TLS, and the `InvalidData` i/o error that a rejected
+/// certificate surfaces as during the handshake.
+fn tls_failure(e: &mysql_async::Error) -> Option<String> {
+    use mysql_async::{DriverError, Error as E, IoError};
+    match e {
+        E::Driver(DriverError::NoClientSslFlagFromServer) => {
+            Some("the server offers no TLS (start it with ssl_cert and ssl_key)".into())
+        }
+        E::Io(IoError::Tls(tls)) => Some(tls.to_string()),
+        E::Io(IoError::Io(io)) if io.kind() == std::io::ErrorKind::InvalidData => {
+            Some(io.to_string())
+        }
+        _ => None,
+    }
 }
 
 /// The server's current binlog file, position and GTID state.
