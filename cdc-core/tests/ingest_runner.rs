@@ -165,6 +165,53 @@ async fn shutdown_stops_the_runner_between_batches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_batches_become_durable_and_acknowledged_while_the_source_is_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = ChangeLog::open(dir.path(), LogConfig::default()).unwrap();
+    // Big enough to be encoded on tasks of their own, and the last one is
+    // followed by nothing: the source then waits for changes that never come.
+    let rows: Vec<(&str, i64)> = (0..200).map(|i| ("orders", i)).collect();
+    let big = |lsn| SourceBatch {
+        records: txn(lsn, &rows),
+        position: pg(lsn),
+    };
+    let mut source = ScriptedSource::new(&log, vec![big(10), big(20), big(30)]).hanging_at_end();
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let watcher = log.clone();
+    let check = tokio::spawn(async move {
+        // Not `wait_until`: the runner must be stopped even when this fails.
+        let mut durable = false;
+        for _ in 0..2000 {
+            durable = watcher.last_source_position() == Some(pg(30));
+            if durable {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.cancel();
+        durable
+    });
+
+    let summary = ingest::run(&mut source, &log, &shutdown).await.unwrap();
+    assert!(
+        check.await.unwrap(),
+        "the last batch waited for the source's next batch to become durable"
+    );
+    assert_eq!(summary.reason, IngestStop::Shutdown);
+    assert_eq!(summary.appended, 3 * 202);
+    let logged = all_records(&log);
+    let expected: Vec<_> = [10, 20, 30]
+        .into_iter()
+        .flat_map(|l| txn(l, &rows))
+        .collect();
+    assert_eq!(logged, expected);
+    let observed = source.observed.lock().unwrap();
+    assert_eq!(observed.acks, vec![pg(10), pg(20), pg(30)]);
+    assert!(!observed.acked_before_durable);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runner_reads_on_while_appends_wait_for_the_disk_and_acknowledges_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FaultFs::new(FaultPlan::default());

@@ -1,17 +1,23 @@
 //! The source batches between the runner and the source's acknowledgement: a
-//! three-stage pipeline in source order. The runner decodes the next batch while
-//! earlier ones are encoded on other tasks and written and fsynced by the log's
-//! writer; positions are acknowledged strictly in order, each once durable.
+//! pipeline in source order. The runner decodes the next batch while earlier
+//! ones are encoded on other tasks and written and fsynced by the log's writer;
+//! positions are acknowledged strictly in order, each once durable.
+//!
+//! An encoding task queues its batch in the log itself, right after the batch
+//! before it was queued, so batches become durable while the runner waits on an
+//! idle source; only acknowledging waits for the runner.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use futures::FutureExt;
+use tokio::sync::oneshot::{self, error::TryRecvError};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::error::Error;
 use crate::event::{Record, SourcePosition};
-use crate::log::{EncodedRecords, PendingAppend};
+use crate::log::PendingAppend;
 use crate::pipeline::PipelineError;
 use crate::{ChangeLog, Source};
 
@@ -21,160 +27,205 @@ const MAX_BATCHES: usize = 64;
 /// Records in flight at most, which bounds the memory that batches hold while
 /// they wait (a split transaction's parts are large).
 const MAX_RECORDS: usize = 65_536;
-/// Encodings running at once on other tasks.
+/// Encoding tasks running at once.
 const MAX_ENCODING: usize = 2;
-/// Batches with fewer records are encoded on the runner's task: a task per
-/// small transaction costs more than it saves.
+/// Batches with fewer records are encoded on the runner's task when nothing
+/// is queued before them: a task per small transaction costs more than it saves.
 const MIN_RECORDS_TO_SPAWN: usize = 64;
 
-/// One batch being encoded.
-enum Encoding {
-    Done(crate::Result<EncodedRecords>),
-    Running(JoinHandle<crate::Result<EncodedRecords>>),
+/// Where one batch is.
+enum Stage {
+    /// Being encoded, then queued in the log, by a task of its own.
+    Encoding(JoinHandle<crate::Result<PendingAppend>>),
+    /// Queued in the log.
+    Queued(PendingAppend),
 }
 
-/// The batches in flight, oldest first in each stage.
+struct Entry {
+    stage: Stage,
+    records: usize,
+    position: SourcePosition,
+}
+
+/// The batches in flight, oldest first.
 #[derive(Default)]
 pub(super) struct InFlight {
-    encoding: VecDeque<(Encoding, usize, SourcePosition)>,
-    queued: VecDeque<(PendingAppend, usize, SourcePosition)>,
+    queue: VecDeque<Entry>,
     records: usize,
+    /// Answers `true` once the newest batch is queued in the log, `false` if it
+    /// never will be; the next batch is queued only after it.
+    newest_queued: Option<oneshot::Receiver<bool>>,
+    /// A batch could not be queued; none after it may be.
+    failed: bool,
 }
 
 impl InFlight {
-    /// Starts encoding `records`, the batch that completes `position`.
-    pub fn push(&mut self, records: Vec<Record>, position: SourcePosition) {
+    /// Encodes `records`, the batch that completes `position`, and queues it in
+    /// the log behind every batch pushed before.
+    pub fn push(&mut self, log: &ChangeLog, records: Vec<Record>, position: SourcePosition) {
         let count = records.len();
         self.records += count;
-        let encoding = if count < MIN_RECORDS_TO_SPAWN {
-            Encoding::Done(ChangeLog::encode(records))
+        let mut before = self.newest_queued.take();
+        if let Some(rx) = &mut before {
+            match rx.try_recv() {
+                Ok(true) => before = None,
+                Ok(false) | Err(TryRecvError::Closed) => self.failed = true,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        let stage = if self.failed {
+            // Nothing may be queued after a batch that failed: the source would
+            // resume after this one and the failed batch would be lost.
+            Stage::Queued(PendingAppend::failed(Error::Closed))
+        } else if count < MIN_RECORDS_TO_SPAWN && before.is_none() {
+            let submitted = log.submit(records);
+            self.failed = submitted.is_err();
+            Stage::Queued(submitted.unwrap_or_else(PendingAppend::failed))
         } else {
-            Encoding::Running(tokio::spawn(async move { ChangeLog::encode(records) }))
+            let (queued, newest_queued) = oneshot::channel();
+            self.newest_queued = Some(newest_queued);
+            let log = log.clone();
+            Stage::Encoding(tokio::spawn(async move {
+                let encoded = ChangeLog::encode(records);
+                let in_turn = match before {
+                    None => true,
+                    Some(rx) => rx.await.unwrap_or(false),
+                };
+                let submitted = if in_turn {
+                    encoded.and_then(|encoded| log.submit_encoded(encoded))
+                } else {
+                    // An earlier batch failed; its error is the one reported.
+                    Err(Error::Closed)
+                };
+                let _ = queued.send(submitted.is_ok());
+                submitted
+            }))
         };
-        self.encoding.push_back((encoding, count, position));
+        self.queue.push_back(Entry {
+            stage,
+            records: count,
+            position,
+        });
     }
 
-    fn batches(&self) -> usize {
-        self.encoding.len() + self.queued.len()
+    fn encoding(&self) -> usize {
+        self.queue
+            .iter()
+            .filter(|e| matches!(e.stage, Stage::Encoding(_)))
+            .count()
     }
 
     fn over_limit(&self) -> bool {
-        self.batches() > MAX_BATCHES || self.records > MAX_RECORDS
+        self.queue.len() > MAX_BATCHES || self.records > MAX_RECORDS
     }
 
-    /// Queues finished encodings in the log, in order, waiting for the oldest
-    /// while too many run (or, with `all`, for every one).
-    async fn queue_encoded(&mut self, log: &ChangeLog, all: bool) -> Result<(), PipelineError> {
-        loop {
-            let wait = all || self.encoding.len() > MAX_ENCODING;
-            let Some((encoding, _, _)) = self.encoding.front() else {
-                return Ok(());
-            };
-            let finished = match encoding {
-                Encoding::Done(_) => true,
-                Encoding::Running(task) => task.is_finished(),
-            };
-            if !(wait || finished) {
-                return Ok(());
-            }
-            let Some((encoding, count, position)) = self.encoding.pop_front() else {
-                return Ok(());
-            };
-            let encoded = match encoding {
-                Encoding::Done(encoded) => encoded,
-                Encoding::Running(task) => {
-                    task.await.unwrap_or_else(|e| match e.try_into_panic() {
-                        Ok(panic) => std::panic::resume_unwind(panic),
-                        Err(_) => Err(Error::Closed),
-                    })
-                }
-            };
-            match encoded.and_then(|encoded| log.submit_encoded(encoded)) {
-                Ok(pending) => self.queued.push_back((pending, count, position)),
-                Err(e) => {
-                    self.records -= count;
-                    return Err(e.into());
-                }
-            }
-        }
-    }
-
-    /// Moves batches along: queues finished encodings in the log and
-    /// acknowledges, oldest first, every batch that is durable, waiting while
+    /// Acknowledges, oldest first, every batch that is durable, waiting while
     /// more than the limits are in flight. Each position is acknowledged once.
-    pub async fn advance<S: Source>(
-        &mut self,
-        log: &ChangeLog,
-        source: &mut S,
-    ) -> Result<(), PipelineError> {
+    pub async fn advance<S: Source>(&mut self, source: &mut S) -> Result<(), PipelineError> {
+        while self.encoding() > MAX_ENCODING {
+            self.wait_queued().await;
+        }
         loop {
-            self.queue_encoded(log, false).await?;
             let wait = self.over_limit();
-            let Some((pending, _, _)) = self.queued.front_mut() else {
-                if wait {
-                    // Everything in flight is still encoding.
-                    self.queue_encoded(log, true).await?;
-                    continue;
-                }
+            let Some(entry) = self.queue.front_mut() else {
                 return Ok(());
             };
-            let answer = if wait {
-                None
-            } else {
-                match pending.now_or_never() {
-                    Some(answer) => Some(answer),
-                    None => return Ok(()),
-                }
+            let answer = match (wait, durable_now(&mut entry.stage)) {
+                (_, Some(answer)) => Some(answer),
+                (true, None) => None,
+                (false, None) => return Ok(()),
             };
-            let Some((pending, count, position)) = self.queued.pop_front() else {
+            let Some(entry) = self.queue.pop_front() else {
                 return Ok(());
             };
-            self.records -= count;
+            self.records -= entry.records;
             match answer {
                 Some(answer) => answer?,
-                None => pending.await?,
+                None => durable(entry.stage).await?,
             };
-            debug!(?position, "source batch durable");
+            debug!(position = ?entry.position, "source batch durable");
             source
-                .acknowledge(&position)
+                .acknowledge(&entry.position)
                 .await
                 .map_err(super::runner::source_error)?;
         }
     }
 
-    /// Ends the run: with `acknowledge`, queues every remaining batch and
-    /// acknowledges each once durable; otherwise (after an error) queues nothing
-    /// more. Either way it waits for every append already queued, so nothing is
-    /// still in flight when the runner returns: a caller that runs again at once
-    /// must see those batches durable, or it would append the source's
-    /// re-delivery of them a second time.
+    /// Waits until the oldest encoding task has queued its batch.
+    async fn wait_queued(&mut self) {
+        let Some(entry) = self
+            .queue
+            .iter_mut()
+            .find(|e| matches!(e.stage, Stage::Encoding(_)))
+        else {
+            return;
+        };
+        let Stage::Encoding(task) = &mut entry.stage else {
+            return;
+        };
+        let queued = joined(task.await);
+        entry.stage = Stage::Queued(queued.unwrap_or_else(PendingAppend::failed));
+    }
+
+    /// Ends the run: waits for every batch in flight, so nothing is still queued
+    /// when the runner returns (a caller that runs again at once must see those
+    /// batches durable, or it would append the source's re-delivery of them a
+    /// second time), and acknowledges them in order while `acknowledge` holds
+    /// and nothing has failed.
     pub async fn finish<S: Source>(
         &mut self,
-        log: &ChangeLog,
         source: &mut S,
         acknowledge: bool,
     ) -> Result<(), PipelineError> {
-        let mut result = if acknowledge {
-            self.queue_encoded(log, true).await
-        } else {
-            Ok(())
-        };
-        // Encodings not queued are dropped; their tasks end on their own.
-        self.encoding.clear();
-        while let Some((pending, count, position)) = self.queued.pop_front() {
-            self.records -= count;
-            let durable = pending.await;
+        let mut result = Ok(());
+        while let Some(entry) = self.queue.pop_front() {
+            self.records -= entry.records;
+            let durable = durable(entry.stage).await;
             if acknowledge && result.is_ok() {
                 result = match durable {
                     Ok(_) => source
-                        .acknowledge(&position)
+                        .acknowledge(&entry.position)
                         .await
                         .map_err(super::runner::source_error),
                     Err(e) => Err(e.into()),
                 };
             }
         }
-        self.records = 0;
+        self.newest_queued = None;
+        self.failed = false;
         result
     }
+}
+
+/// The batch's answer if it is already durable (or failed), without waiting.
+fn durable_now(stage: &mut Stage) -> Option<crate::Result<Range<u64>>> {
+    if let Stage::Encoding(task) = stage {
+        if !task.is_finished() {
+            return None;
+        }
+        let queued = joined(task.now_or_never()?);
+        *stage = Stage::Queued(queued.unwrap_or_else(PendingAppend::failed));
+    }
+    match stage {
+        Stage::Queued(pending) => (&mut *pending).now_or_never(),
+        Stage::Encoding(_) => None,
+    }
+}
+
+/// Waits until the batch is durable (or failed).
+async fn durable(stage: Stage) -> crate::Result<Range<u64>> {
+    match stage {
+        Stage::Encoding(task) => joined(task.await)?.await,
+        Stage::Queued(pending) => pending.await,
+    }
+}
+
+/// An encoding task's result; its panic is resumed here.
+fn joined(
+    result: Result<crate::Result<PendingAppend>, tokio::task::JoinError>,
+) -> crate::Result<PendingAppend> {
+    result.unwrap_or_else(|e| match e.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(_) => Err(Error::Closed),
+    })
 }

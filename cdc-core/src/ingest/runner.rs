@@ -43,7 +43,10 @@ pub struct IngestSummary {
 /// appends each batch minus anything re-delivered, and acknowledges the batch's
 /// position only after the append is durable. Up to 64 batches (65,536 records)
 /// are in flight at once, so reading the source overlaps encoding, writing and
-/// fsync; acknowledgements still follow source order. A transaction the source
+/// fsync; acknowledgements still follow source order. A batch becomes durable
+/// without waiting for the next one; its acknowledgement is sent when the
+/// runner next hears from the source (sources send heartbeats while idle) or
+/// when it stops. A transaction the source
 /// splits over several batches is appended part by part; when a crash left the
 /// log inside one, the re-delivered copy fills in only what the log lacks.
 /// Cancellation is honoured only between batches, and `run` returns only once
@@ -103,12 +106,12 @@ pub async fn run<S: Source>(
             summary.appended += kept.len() as u64;
             // Also for a fully re-delivered batch (an empty append): the log has
             // it, so the source may let go once everything before it is durable.
-            in_flight.push(kept, batch.position);
-            in_flight.advance(log, source).await?;
+            in_flight.push(log, kept, batch.position);
+            in_flight.advance(source).await?;
         }
     }
     .await;
-    let drained = in_flight.finish(log, source, outcome.is_ok()).await;
+    let drained = in_flight.finish(source, outcome.is_ok()).await;
     summary.reason = outcome?;
     drained?;
     summary.last_position = last;

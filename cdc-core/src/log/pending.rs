@@ -20,8 +20,9 @@ pub struct PendingAppend {
 
 #[derive(Debug)]
 enum State {
-    /// Nothing to write (an empty append): the range is known at once.
-    Ready(Option<Range<u64>>),
+    /// Answered without the writer: an empty append's range, or an error.
+    /// `None` once taken.
+    Done(Option<Result<Range<u64>>>),
     /// Queued in the writer.
     Queued(oneshot::Receiver<Result<Range<u64>>>),
 }
@@ -29,7 +30,14 @@ enum State {
 impl PendingAppend {
     pub(super) fn ready(range: Range<u64>) -> Self {
         Self {
-            state: State::Ready(Some(range)),
+            state: State::Done(Some(Ok(range))),
+        }
+    }
+
+    /// An append that failed before it reached the writer.
+    pub(crate) fn failed(error: Error) -> Self {
+        Self {
+            state: State::Done(Some(Err(error))),
         }
     }
 
@@ -40,16 +48,20 @@ impl PendingAppend {
     }
 }
 
+// Nothing in it is ever pinned in place (the receiver is `Unpin`; an error is
+// only moved out), so it can be polled through `&mut`.
+impl Unpin for PendingAppend {}
+
 impl Future for PendingAppend {
     type Output = Result<Range<u64>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.state {
-            State::Ready(range) => Poll::Ready(range.take().ok_or(Error::Closed)),
+            State::Done(answer) => Poll::Ready(answer.take().unwrap_or(Err(Error::Closed))),
             State::Queued(rx) => {
                 let answer = std::task::ready!(Pin::new(rx).poll(cx));
                 // A receiver must not be polled again once it answered.
-                self.state = State::Ready(None);
+                self.state = State::Done(None);
                 Poll::Ready(answer.map_err(|_| Error::Closed)?)
             }
         }
