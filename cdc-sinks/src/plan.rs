@@ -477,6 +477,18 @@ mod tests {
         }
     }
 
+    fn insert(after: Vec<Value>) -> Change {
+        change(ChangeKind::Insert, None, Some(after))
+    }
+
+    fn update(after: Vec<Value>) -> Change {
+        change(ChangeKind::Update, None, Some(after))
+    }
+
+    fn delete(before: Vec<Value>) -> Change {
+        change(ChangeKind::Delete, Some(before), None)
+    }
+
     fn batch(schema: &Arc<TableSchema>, changes: Vec<Change>) -> SinkBatch {
         SinkBatch {
             events: changes
@@ -525,36 +537,12 @@ mod tests {
         let b = batch(
             &s,
             vec![
-                change(
-                    ChangeKind::Insert,
-                    None,
-                    Some(row(1, Value::Int(1), Value::Int(1))),
-                ),
-                change(
-                    ChangeKind::Update,
-                    None,
-                    Some(row(1, Value::Int(2), Value::Int(2))),
-                ),
-                change(
-                    ChangeKind::Delete,
-                    Some(row(1, Value::Null, Value::Null)),
-                    None,
-                ),
-                change(
-                    ChangeKind::Insert,
-                    None,
-                    Some(row(1, Value::Int(3), Value::Int(3))),
-                ),
-                change(
-                    ChangeKind::Insert,
-                    None,
-                    Some(row(2, Value::Int(9), Value::Int(9))),
-                ),
-                change(
-                    ChangeKind::Delete,
-                    Some(row(2, Value::Null, Value::Null)),
-                    None,
-                ),
+                insert(row(1, Value::Int(1), Value::Int(1))),
+                update(row(1, Value::Int(2), Value::Int(2))),
+                delete(row(1, Value::Null, Value::Null)),
+                insert(row(1, Value::Int(3), Value::Int(3))),
+                insert(row(2, Value::Int(9), Value::Int(9))),
+                delete(row(2, Value::Null, Value::Null)),
             ],
         );
         let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
@@ -574,21 +562,9 @@ mod tests {
         let b = batch(
             &s,
             vec![
-                change(
-                    ChangeKind::Insert,
-                    None,
-                    Some(row(1, Value::Int(1), Value::Int(1))),
-                ),
-                change(
-                    ChangeKind::Update,
-                    None,
-                    Some(row(1, Value::Int(2), Value::Unchanged)),
-                ),
-                change(
-                    ChangeKind::Update,
-                    None,
-                    Some(row(5, Value::Unchanged, Value::Int(5))),
-                ),
+                insert(row(1, Value::Int(1), Value::Int(1))),
+                update(row(1, Value::Int(2), Value::Unchanged)),
+                update(row(5, Value::Unchanged, Value::Int(5))),
             ],
         );
         let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
@@ -607,16 +583,8 @@ mod tests {
         let b = batch(
             &s,
             vec![
-                change(
-                    ChangeKind::Delete,
-                    Some(row(1, Value::Null, Value::Null)),
-                    None,
-                ),
-                change(
-                    ChangeKind::Update,
-                    None,
-                    Some(row(1, Value::Unchanged, Value::Int(5))),
-                ),
+                delete(row(1, Value::Null, Value::Null)),
+                update(row(1, Value::Unchanged, Value::Int(5))),
             ],
         );
         let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
@@ -650,17 +618,9 @@ mod tests {
         let b = batch(
             &s,
             vec![
-                change(
-                    ChangeKind::Insert,
-                    None,
-                    Some(row(1, Value::Int(1), Value::Int(1))),
-                ),
+                insert(row(1, Value::Int(1), Value::Int(1))),
                 change(ChangeKind::Truncate, None, None),
-                change(
-                    ChangeKind::Insert,
-                    None,
-                    Some(row(2, Value::Int(2), Value::Int(2))),
-                ),
+                insert(row(2, Value::Int(2), Value::Int(2))),
             ],
         );
         let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
@@ -680,16 +640,8 @@ mod tests {
     fn history_mode_keeps_every_change_and_filtered_tables_are_skipped() {
         let s = schema();
         let rows = vec![
-            change(
-                ChangeKind::Insert,
-                None,
-                Some(row(1, Value::Int(1), Value::Int(1))),
-            ),
-            change(
-                ChangeKind::Update,
-                None,
-                Some(row(1, Value::Int(2), Value::Int(2))),
-            ),
+            insert(row(1, Value::Int(1), Value::Int(1))),
+            update(row(1, Value::Int(2), Value::Int(2))),
         ];
         let b = batch(&s, rows);
         let steps = plan(&b, |_| Some(WriteMode::History)).unwrap();
@@ -703,36 +655,16 @@ mod tests {
         let b = batch(
             &s,
             vec![
-                change(
-                    ChangeKind::Insert,
-                    None,
-                    Some(row(1, Value::Int(1), Value::Int(1))),
-                ),
-                change(
-                    ChangeKind::Update,
-                    None,
-                    Some(row(1, Value::Int(2), Value::Int(2))),
-                ),
-                change(
-                    ChangeKind::Delete,
-                    Some(row(2, Value::Null, Value::Null)),
-                    None,
-                ),
-                change(
-                    ChangeKind::Insert,
-                    None,
-                    Some(row(2, Value::Int(3), Value::Int(3))),
-                ),
+                insert(row(1, Value::Int(1), Value::Int(1))),
+                update(row(1, Value::Int(2), Value::Int(2))),
+                delete(row(2, Value::Null, Value::Null)),
+                insert(row(2, Value::Int(3), Value::Int(3))),
                 change(
                     ChangeKind::SnapshotRead,
                     None,
                     Some(row(3, Value::Int(4), Value::Int(4))),
                 ),
-                change(
-                    ChangeKind::Insert,
-                    None,
-                    Some(row(4, Value::Unchanged, Value::Int(5))),
-                ),
+                insert(row(4, Value::Unchanged, Value::Int(5))),
             ],
         );
         let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
@@ -765,31 +697,11 @@ mod tests {
         let b = batch(
             &s,
             vec![
-                change(
-                    ChangeKind::Insert,
-                    None,
-                    Some(r(Value::Text("x".into()), nan(), 1)),
-                ),
-                change(
-                    ChangeKind::Insert,
-                    None,
-                    Some(r(Value::Text("y".into()), nan(), 2)),
-                ),
-                change(
-                    ChangeKind::Update,
-                    None,
-                    Some(r(Value::Text("x".into()), nan(), 3)),
-                ),
-                change(
-                    ChangeKind::Update,
-                    None,
-                    Some(r(Value::Int(1), Value::Double(0.5), 4)),
-                ),
-                change(
-                    ChangeKind::Update,
-                    None,
-                    Some(r(Value::UInt(1), Value::Double(0.5), 5)),
-                ),
+                insert(r(Value::Text("x".into()), nan(), 1)),
+                insert(r(Value::Text("y".into()), nan(), 2)),
+                update(r(Value::Text("x".into()), nan(), 3)),
+                update(r(Value::Int(1), Value::Double(0.5), 4)),
+                update(r(Value::UInt(1), Value::Double(0.5), 5)),
             ],
         );
         let steps = plan(&b, |_| Some(WriteMode::Upsert)).unwrap();
@@ -805,14 +717,7 @@ mod tests {
         let mut s = (*schema()).clone();
         s.primary_key = vec![7];
         let s = Arc::new(s);
-        let b = batch(
-            &s,
-            vec![change(
-                ChangeKind::Insert,
-                None,
-                Some(row(1, Value::Int(1), Value::Int(1))),
-            )],
-        );
+        let b = batch(&s, vec![insert(row(1, Value::Int(1), Value::Int(1)))]);
         assert!(plan(&b, |_| Some(WriteMode::Upsert)).is_err());
     }
 }
