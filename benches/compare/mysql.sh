@@ -13,12 +13,12 @@
 # connection to the last durable append; the raw copy's from process start to
 # exit, and once more including an fsync of the copied files, since our change
 # log is durable and the raw copy is not.
-# Usage: benches/compare/mysql.sh   (ROWS=500000, RUNS=3 by default)
+# Usage: benches/compare/mysql.sh   (ROWS=500000, RUNS=3, BATCH=1000 rows per transaction by default)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 rows="${ROWS:-500000}"
 runs="${RUNS:-3}"
-batch=1000
+batch="${BATCH:-1000}"
 work="$(mktemp -d /tmp/cdc-compare-mysql.XXXXXX)"
 pid=""
 cleanup() {

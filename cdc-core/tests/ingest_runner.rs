@@ -170,7 +170,7 @@ async fn large_batches_become_durable_and_acknowledged_while_the_source_is_idle(
     let log = ChangeLog::open(dir.path(), LogConfig::default()).unwrap();
     // Big enough to be encoded on tasks of their own, and the last one is
     // followed by nothing: the source then waits for changes that never come.
-    let rows: Vec<(&str, i64)> = (0..200).map(|i| ("orders", i)).collect();
+    let rows: Vec<(&str, i64)> = (0..600).map(|i| ("orders", i)).collect();
     let big = |lsn| SourceBatch {
         records: txn(lsn, &rows),
         position: pg(lsn),
@@ -199,7 +199,7 @@ async fn large_batches_become_durable_and_acknowledged_while_the_source_is_idle(
         "the last batch waited for the source's next batch to become durable"
     );
     assert_eq!(summary.reason, IngestStop::Shutdown);
-    assert_eq!(summary.appended, 3 * 202);
+    assert_eq!(summary.appended, 3 * 602);
     let logged = all_records(&log);
     let expected: Vec<_> = [10, 20, 30]
         .into_iter()

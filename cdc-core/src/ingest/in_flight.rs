@@ -22,16 +22,21 @@ use crate::pipeline::PipelineError;
 use crate::{ChangeLog, Source};
 
 /// Batches in flight at most: enough to keep the writer busy while the source
-/// produces the next batch, and to let their fsyncs group.
-const MAX_BATCHES: usize = 64;
+/// produces the next batch, and to let their fsyncs group. Sources hand out a
+/// batch per transaction, so with one-row transactions this is how many
+/// transactions one fsync can cover: 50k single-row MySQL transactions took
+/// 0.47 s with 64, 0.20 s with 4096.
+const MAX_BATCHES: usize = 4096;
 /// Records in flight at most, which bounds the memory that batches hold while
 /// they wait (a split transaction's parts are large).
 const MAX_RECORDS: usize = 65_536;
 /// Encoding tasks running at once.
 const MAX_ENCODING: usize = 2;
-/// Batches with fewer records are encoded on the runner's task when nothing
-/// is queued before them: a task per small transaction costs more than it saves.
-const MIN_RECORDS_TO_SPAWN: usize = 64;
+/// Batches with fewer records are encoded on the runner's task when nothing is
+/// waiting to be queued before them. A task of its own pays off only for large
+/// batches: MySQL, 500k rows, into the log: 100-row transactions 0.29 s inline
+/// and 0.34 s on tasks; 1000-row transactions 0.37 s inline and 0.27 s on tasks.
+const MIN_RECORDS_TO_SPAWN: usize = 512;
 
 /// Where one batch is.
 enum Stage {

@@ -41,7 +41,7 @@ pub struct IngestSummary {
 ///
 /// Starts the source strictly after the log's last durable source position,
 /// appends each batch minus anything re-delivered, and acknowledges the batch's
-/// position only after the append is durable. Up to 64 batches (65,536 records)
+/// position only after the append is durable. Up to 4096 batches (65,536 records)
 /// are in flight at once, so reading the source overlaps encoding, writing and
 /// fsync; acknowledgements still follow source order. A batch becomes durable
 /// without waiting for the next one; its acknowledgement is sent when the
