@@ -62,6 +62,8 @@ pub(super) struct InFlight {
     newest_queued: Option<oneshot::Receiver<bool>>,
     /// A batch could not be queued; none after it may be.
     failed: bool,
+    /// Entries whose stage is `Encoding`.
+    encoding: usize,
 }
 
 impl InFlight {
@@ -89,6 +91,7 @@ impl InFlight {
         } else {
             let (queued, newest_queued) = oneshot::channel();
             self.newest_queued = Some(newest_queued);
+            self.encoding += 1;
             let log = log.clone();
             Stage::Encoding(tokio::spawn(async move {
                 let encoded = ChangeLog::encode(records);
@@ -113,13 +116,6 @@ impl InFlight {
         });
     }
 
-    fn encoding(&self) -> usize {
-        self.queue
-            .iter()
-            .filter(|e| matches!(e.stage, Stage::Encoding(_)))
-            .count()
-    }
-
     fn over_limit(&self) -> bool {
         self.queue.len() > MAX_BATCHES || self.records > MAX_RECORDS
     }
@@ -127,7 +123,7 @@ impl InFlight {
     /// Acknowledges, oldest first, every batch that is durable, waiting while
     /// more than the limits are in flight. Each position is acknowledged once.
     pub async fn advance<S: Source>(&mut self, source: &mut S) -> Result<(), PipelineError> {
-        while self.encoding() > MAX_ENCODING {
+        while self.encoding > MAX_ENCODING {
             self.wait_queued().await;
         }
         loop {
@@ -135,7 +131,12 @@ impl InFlight {
             let Some(entry) = self.queue.front_mut() else {
                 return Ok(());
             };
-            let answer = match (wait, durable_now(&mut entry.stage)) {
+            let was_encoding = matches!(entry.stage, Stage::Encoding(_));
+            let answer = durable_now(&mut entry.stage);
+            if was_encoding && matches!(entry.stage, Stage::Queued(_)) {
+                self.encoding -= 1;
+            }
+            let answer = match (wait, answer) {
                 (_, Some(answer)) => Some(answer),
                 (true, None) => None,
                 (false, None) => return Ok(()),
@@ -144,6 +145,9 @@ impl InFlight {
                 return Ok(());
             };
             self.records -= entry.records;
+            if matches!(entry.stage, Stage::Encoding(_)) {
+                self.encoding -= 1;
+            }
             match answer {
                 Some(answer) => answer?,
                 None => durable(entry.stage).await?,
@@ -163,6 +167,7 @@ impl InFlight {
             .iter_mut()
             .find(|e| matches!(e.stage, Stage::Encoding(_)))
         else {
+            self.encoding = 0;
             return;
         };
         let Stage::Encoding(task) = &mut entry.stage else {
@@ -170,6 +175,7 @@ impl InFlight {
         };
         let queued = joined(task.await);
         entry.stage = Stage::Queued(queued.unwrap_or_else(PendingAppend::failed));
+        self.encoding -= 1;
     }
 
     /// Ends the run: waits for every batch in flight, so nothing is still queued
@@ -198,6 +204,7 @@ impl InFlight {
         }
         self.newest_queued = None;
         self.failed = false;
+        self.encoding = 0;
         result
     }
 }
