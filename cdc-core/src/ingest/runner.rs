@@ -3,7 +3,6 @@
 use tracing::info;
 
 use super::CancellationToken;
-
 use super::in_flight::InFlight;
 use super::open_tail::find_open_tail;
 use super::redelivery::Redelivery;
@@ -46,9 +45,9 @@ pub struct IngestSummary {
 /// fsync; acknowledgements still follow source order. A batch becomes durable
 /// without waiting for the next one; its acknowledgement is sent when the
 /// runner next hears from the source (sources send heartbeats while idle) or
-/// when it stops. A transaction the source
-/// splits over several batches is appended part by part; when a crash left the
-/// log inside one, the re-delivered copy fills in only what the log lacks.
+/// when it stops. A transaction the source splits over several batches is
+/// appended part by part; when a crash left the log inside one, the
+/// re-delivered copy fills in only what the log lacks.
 /// Cancellation is honoured only between batches, and `run` returns only once
 /// every batch it appended is durable (and, unless it failed, acknowledged).
 /// After an error, calling `run` again resumes without loss or duplicates.
