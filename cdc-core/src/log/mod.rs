@@ -336,8 +336,10 @@ impl ChangeLog {
     ///
     /// One appender that keeps several batches in flight this way overlaps the
     /// writing and fsync of one batch with producing the next, and their fsyncs
-    /// group. Offsets follow the order of `submit` calls; an append after one
-    /// that failed also fails (the writer stops at its first error).
+    /// group. Offsets follow the order of `submit` calls. An error from `submit`
+    /// itself (the records could not be encoded, the log is closed) means
+    /// nothing was queued; once the writer fails, every append queued after the
+    /// failure resolves with an error too.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
