@@ -23,6 +23,7 @@
 //! order (the last state wins; a delete then re-insert is an upsert of the new
 //! row), so set-based statements apply them in any order.
 
+mod ddl;
 mod error;
 mod evolution;
 mod json;

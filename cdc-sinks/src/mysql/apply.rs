@@ -18,6 +18,7 @@ use mysql_async::{Conn, Params, TxOpts, Value as My};
 
 use super::config::MySqlConfig;
 use super::mapping::{column_type, param};
+use crate::ddl::{BookkeepingTypes, column_definitions};
 use crate::error::{Result, SinkError};
 use crate::evolution::{Alter, TablePlan, table_plan};
 use crate::mapping::TargetTable;
@@ -30,6 +31,13 @@ use crate::quote::Dialect;
 use crate::temporal::civil_from_micros;
 
 const D: Dialect = Dialect::MySql;
+const BOOKKEEPING: BookkeepingTypes = BookkeepingTypes {
+    op: "VARCHAR(1) NOT NULL",
+    commit_time: "DATETIME(6) NOT NULL",
+    offset: "BIGINT UNSIGNED PRIMARY KEY",
+    unchanged: "TEXT",
+    soft_deleted: "BOOLEAN NOT NULL DEFAULT 0",
+};
 /// MySQL's limit on placeholders in one statement.
 const MAX_PLACEHOLDERS: usize = 65_535;
 
@@ -300,48 +308,7 @@ async fn load_stored(
 }
 
 fn create_table(config: &MySqlConfig, t: &TargetTable) -> String {
-    let mut defs: Vec<String> = (0..t.columns.len())
-        .map(|i| {
-            let not_null = if t.is_key(i) && t.write_mode != WriteMode::History {
-                " NOT NULL"
-            } else {
-                ""
-            };
-            format!(
-                "{} {}{not_null}",
-                D.ident(&t.columns[i].name),
-                column_type(t, i)
-            )
-        })
-        .collect();
-    match t.write_mode {
-        WriteMode::History => {
-            defs.push(format!("{} VARCHAR(1) NOT NULL", D.ident(HISTORY_OP)));
-            defs.push(format!(
-                "{} DATETIME(6) NOT NULL",
-                D.ident(HISTORY_COMMIT_TIME)
-            ));
-            defs.push(format!(
-                "{} BIGINT UNSIGNED PRIMARY KEY",
-                D.ident(HISTORY_OFFSET)
-            ));
-            defs.push(format!("{} TEXT", D.ident(HISTORY_UNCHANGED)));
-        }
-        mode => {
-            if mode == WriteMode::SoftDelete {
-                defs.push(format!(
-                    "{} BOOLEAN NOT NULL DEFAULT 0",
-                    D.ident(SOFT_DELETED)
-                ));
-            }
-            if !t.key.is_empty() {
-                defs.push(format!(
-                    "PRIMARY KEY ({})",
-                    D.list(t.key_columns().map(|c| c.name.as_str()))
-                ));
-            }
-        }
-    }
+    let defs = column_definitions(D, t, &BOOKKEEPING, |i| column_type(t, i));
     format!(
         "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
         qualified(config, &t.name),

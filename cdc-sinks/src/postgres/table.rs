@@ -8,16 +8,21 @@ use tokio_postgres::Transaction;
 
 use super::config::PostgresConfig;
 use super::mapping::{PgType, column_type};
+use crate::ddl::{BookkeepingTypes, column_definitions};
 use crate::error::{Result, SinkError};
 use crate::evolution::{Alter, TablePlan, table_plan};
 use crate::mapping::TargetTable;
-use crate::mode::{
-    HISTORY_COMMIT_TIME, HISTORY_OFFSET, HISTORY_OP, HISTORY_UNCHANGED, SCHEMAS_TABLE,
-    SOFT_DELETED, WriteMode,
-};
+use crate::mode::SCHEMAS_TABLE;
 use crate::quote::Dialect;
 
 const D: Dialect = Dialect::Postgres;
+const BOOKKEEPING: BookkeepingTypes = BookkeepingTypes {
+    op: "text NOT NULL",
+    commit_time: "timestamptz NOT NULL",
+    offset: "bigint PRIMARY KEY",
+    unchanged: "text",
+    soft_deleted: "boolean NOT NULL DEFAULT false",
+};
 
 /// A target table with its column types and per-session write state.
 #[derive(Debug)]
@@ -265,45 +270,7 @@ async fn load_stored(
 
 /// `CREATE TABLE IF NOT EXISTS` for a target table in its write mode.
 fn create_table(table: &PgTable) -> String {
-    let t = &table.target;
-    let mut defs: Vec<String> = t
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let not_null = if t.is_key(i) && t.write_mode != WriteMode::History {
-                " NOT NULL"
-            } else {
-                ""
-            };
-            format!("{} {}{not_null}", D.ident(&c.name), table.ddl[i])
-        })
-        .collect();
-    match t.write_mode {
-        WriteMode::History => {
-            defs.push(format!("{} text NOT NULL", D.ident(HISTORY_OP)));
-            defs.push(format!(
-                "{} timestamptz NOT NULL",
-                D.ident(HISTORY_COMMIT_TIME)
-            ));
-            defs.push(format!("{} bigint PRIMARY KEY", D.ident(HISTORY_OFFSET)));
-            defs.push(format!("{} text", D.ident(HISTORY_UNCHANGED)));
-        }
-        mode => {
-            if mode == WriteMode::SoftDelete {
-                defs.push(format!(
-                    "{} boolean NOT NULL DEFAULT false",
-                    D.ident(SOFT_DELETED)
-                ));
-            }
-            if !t.key.is_empty() {
-                defs.push(format!(
-                    "PRIMARY KEY ({})",
-                    D.list(t.key_columns().map(|c| c.name.as_str()))
-                ));
-            }
-        }
-    }
+    let defs = column_definitions(D, &table.target, &BOOKKEEPING, |i| &table.ddl[i]);
     format!(
         "CREATE TABLE IF NOT EXISTS {} ({})",
         table.qualified,

@@ -28,16 +28,21 @@
 use cdc_core::event::{DataType, Value};
 use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
 
+use crate::ddl::{BookkeepingTypes, column_definitions};
 use crate::error::{Result, SinkError};
 use crate::json;
 use crate::mapping::{TargetColumn, TargetTable};
-use crate::mode::{
-    HISTORY_COMMIT_TIME, HISTORY_OFFSET, HISTORY_OP, HISTORY_UNCHANGED, SOFT_DELETED, WriteMode,
-};
 use crate::quote::Dialect;
 use crate::temporal;
 
 const D: Dialect = Dialect::Sqlite;
+const BOOKKEEPING: BookkeepingTypes = BookkeepingTypes {
+    op: "TEXT NOT NULL",
+    commit_time: "TEXT NOT NULL",
+    offset: "INTEGER PRIMARY KEY",
+    unchanged: "TEXT",
+    soft_deleted: "INTEGER NOT NULL DEFAULT 0",
+};
 
 /// The declared SQLite type of a target column.
 pub(crate) fn column_type(col: &TargetColumn) -> String {
@@ -134,39 +139,7 @@ pub(crate) fn to_sql<'v>(
 
 /// `CREATE TABLE IF NOT EXISTS` for a target table in its write mode.
 pub(crate) fn create_table(table: &TargetTable) -> String {
-    let mut defs: Vec<String> = table
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let not_null = if table.is_key(i) && table.write_mode != WriteMode::History {
-                " NOT NULL"
-            } else {
-                ""
-            };
-            format!("{} {}{not_null}", D.ident(&c.name), column_type(c))
-        })
-        .collect();
-    match table.write_mode {
-        WriteMode::History => {
-            defs.push(format!("{} TEXT NOT NULL", D.ident(HISTORY_OP)));
-            defs.push(format!("{} TEXT NOT NULL", D.ident(HISTORY_COMMIT_TIME)));
-            defs.push(format!("{} INTEGER PRIMARY KEY", D.ident(HISTORY_OFFSET)));
-            defs.push(format!("{} TEXT", D.ident(HISTORY_UNCHANGED)));
-        }
-        mode => {
-            if mode == WriteMode::SoftDelete {
-                defs.push(format!(
-                    "{} INTEGER NOT NULL DEFAULT 0",
-                    D.ident(SOFT_DELETED)
-                ));
-            }
-            if !table.key.is_empty() {
-                let key = D.list(table.key_columns().map(|c| c.name.as_str()));
-                defs.push(format!("PRIMARY KEY ({key})"));
-            }
-        }
-    }
+    let defs = column_definitions(D, table, &BOOKKEEPING, |i| column_type(&table.columns[i]));
     format!(
         "CREATE TABLE IF NOT EXISTS {} ({})",
         D.ident(&table.name),
