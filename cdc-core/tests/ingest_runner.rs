@@ -3,7 +3,6 @@
 mod pipeline_support;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use cdc_core::event::Record;
 use cdc_core::ingest::{self, IngestStop};
@@ -181,14 +180,7 @@ async fn large_batches_become_durable_and_acknowledged_while_the_source_is_idle(
     let watcher = log.clone();
     let check = tokio::spawn(async move {
         // Not `wait_until`: the runner must be stopped even when this fails.
-        let mut durable = false;
-        for _ in 0..2000 {
-            durable = watcher.last_source_position() == Some(pg(30));
-            if durable {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let durable = holds_within_20s(|| watcher.last_source_position() == Some(pg(30))).await;
         stop.cancel();
         durable
     });
@@ -228,14 +220,7 @@ async fn the_runner_reads_on_while_appends_wait_for_the_disk_and_acknowledges_in
     let watcher = log.clone();
     let check = tokio::spawn(async move {
         // Not `wait_until`: the disk must be released even when this fails.
-        let mut read_to_end = false;
-        for _ in 0..2000 {
-            read_to_end = observed.lock().unwrap().delivered == 4;
-            if read_to_end {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let read_to_end = holds_within_20s(|| observed.lock().unwrap().delivered == 4).await;
         // The disk has not finished one fsync, yet the source was read to its end.
         let held = (
             read_to_end,

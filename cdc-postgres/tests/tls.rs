@@ -45,6 +45,19 @@ async fn next_tx(source: &mut PostgresSource) -> SourceBatch {
         .expect("a transaction within 30 s")
 }
 
+/// Whether a query connection made with `config` runs over TLS, per `pg_stat_ssl`.
+async fn query_uses_tls(config: &PostgresConfig) -> bool {
+    let client = connect_client(config).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    row.get::<_, bool>(0)
+}
+
 /// Whether the walsender serving `slot` runs over TLS, per `pg_stat_ssl`.
 fn replication_ssl(pg: &Postgres, slot: &str) -> String {
     pg.sql(&format!(
@@ -74,16 +87,8 @@ async fn require_and_verify_full_encrypt_replication_and_queries() {
         config.ssl_root_cert = Some(ca.clone());
         assert!(!format!("{config:?}").contains(cdc_testkit::PASSWORD));
 
-        let client = connect_client(&config).await.unwrap();
-        let row = client
-            .query_one(
-                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                &[],
-            )
-            .await
-            .unwrap();
         assert!(
-            row.get::<_, bool>(0),
+            query_uses_tls(&config).await,
             "{mode}: the query connection uses tls"
         );
 
@@ -150,15 +155,10 @@ async fn verify_full_rejects_an_unknown_certificate_and_require_a_plain_server()
     );
     config.ssl_mode = SslMode::Prefer;
     config.ssl_root_cert = None;
-    let client = connect_client(&config).await.unwrap();
-    let row = client
-        .query_one(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert!(row.get::<_, bool>(0), "prefer uses tls when offered");
+    assert!(
+        query_uses_tls(&config).await,
+        "prefer uses tls when offered"
+    );
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

@@ -13,14 +13,23 @@ pub use records::*;
 pub use scripted_source::ScriptedSource;
 
 /// Polls `cond` until it holds; fails the test after 20 s (a hang, not a speed check).
-pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+pub async fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    if !holds_within_20s(cond).await {
+        panic!("timed out waiting for {what}");
+    }
+}
+
+/// Polls `cond` for up to 20 s and tells whether it came to hold: for a wait
+/// that must be followed by clean-up (releasing a disk, stopping a runner)
+/// whatever its outcome.
+pub async fn holds_within_20s(mut cond: impl FnMut() -> bool) -> bool {
     for _ in 0..2000 {
         if cond() {
-            return;
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("timed out waiting for {what}");
+    false
 }
 
 /// A pipeline config with a short batch delay so tests do not wait long.
