@@ -43,6 +43,28 @@ pub enum Error {
         /// Why it is invalid.
         reason: String,
     },
+    /// A segment of the change log was written in another format: by another
+    /// release (`version`) or by a build whose rkyv features differ (`layout`:
+    /// byte order, alignment and pointer width, which Cargo unifies across the
+    /// host's build). Retrying does not help.
+    #[error(
+        "{path} is in change-log format version {version} (archive layout {layout:#x}); this build \
+         reads version {expected_version} (layout {expected_layout:#x}). Read it with the release \
+         and rkyv features that wrote it, or move the log directory away and re-backfill its \
+         consumers"
+    )]
+    UnsupportedFormat {
+        /// The segment file.
+        path: PathBuf,
+        /// Format version in its header.
+        version: u32,
+        /// Archive layout in its header.
+        layout: u32,
+        /// Format version this build writes and reads.
+        expected_version: u32,
+        /// Archive layout of this build.
+        expected_layout: u32,
+    },
     /// A file of the change log or a cursor failed its checksum or structure
     /// checks. Retrying does not help: restore the file from a backup, or remove
     /// the damaged segment (and re-backfill the consumers that needed it).

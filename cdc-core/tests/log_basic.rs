@@ -464,3 +464,35 @@ async fn an_interrupted_segment_creation_is_removed_on_open() {
         log.close().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_segment_of_another_format_version_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = ChangeLog::open(dir.path(), LogConfig::default()).unwrap();
+    log.append((0..5).map(heartbeat).collect()).await.unwrap();
+    log.close().await.unwrap();
+    drop(log);
+    let seg = dir.path().join("00000000000000000000.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // What an older release wrote: version 1 at byte 8, header crc over 0..24.
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..24]);
+    bytes[24..28].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&seg, &bytes).unwrap();
+
+    let err = ChangeLog::open(dir.path(), LogConfig::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::UnsupportedFormat {
+                version: 1,
+                expected_version: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("re-backfill"), "{err}");
+    // Its records are not truncated away as a torn tail.
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes);
+}

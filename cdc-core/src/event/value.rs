@@ -1,3 +1,4 @@
+use rkyv::with::AsBox;
 use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,10 @@ use super::Decimal;
 ///
 /// PostgreSQL's `infinity` and `-infinity` timestamps and dates are the type's
 /// maximum and minimum (see [`Value::INFINITY_MICROS`], [`Value::INFINITY_DAYS`]).
+///
+/// In the log, a value takes 16 bytes plus its text or bytes: the three
+/// variants with 16 bytes of their own (`TimeTz`, `Interval`, `Uuid`) keep their
+/// widest part out of line, since they are rare and every other value fits in 8.
 ///
 /// `Unchanged` is a value the source did not send because it did not change
 /// (a PostgreSQL TOAST value in an update). It is never the same as `Null`: a
@@ -62,6 +67,7 @@ pub enum Value {
     /// A time of day with a zone offset.
     TimeTz {
         /// Microseconds since local midnight.
+        #[rkyv(with = AsBox)]
         micros: i64,
         /// Offset east of UTC, in seconds.
         offset_secs: i32,
@@ -77,10 +83,11 @@ pub enum Value {
         /// Whole days.
         days: i32,
         /// Microseconds.
+        #[rkyv(with = AsBox)]
         micros: i64,
     },
     /// A UUID in network byte order.
-    Uuid([u8; 16]),
+    Uuid(#[rkyv(with = AsBox)] [u8; 16]),
     /// JSON document as text.
     Json(String),
     /// One enum label.

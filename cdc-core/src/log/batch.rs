@@ -1,22 +1,26 @@
 //! Record batches: the unit of writing, checksumming and atomic visibility.
 //!
 //! Layout of one batch (all integers little endian, every batch starts and ends
-//! at a 16-byte boundary of the segment file, so payloads land at the alignment
+//! at an 8-byte boundary of the segment file, so payloads land at the alignment
 //! rkyv needs when the file is read into an aligned buffer):
 //!
 //! ```text
 //! 0   u32 magic 0xCDC0BA7C
 //! 4   u32 header crc32 of bytes 8..48
-//! 8   u32 batch length in bytes (header + records + padding), multiple of 16
+//! 8   u32 batch length in bytes (header + records + padding), multiple of 8
 //! 12  u32 record count
 //! 16  u64 base offset (offset of the first record)
 //! 24  i64 append timestamp, microseconds since the Unix epoch
 //! 32  u32 body crc32 of bytes 48..length
 //! 36  u32 reserved (0)
 //! 40  u64 reserved (0)
-//! 48  records: u32 payload length, 12 reserved bytes, the rkyv payload,
-//!     zero padding to the next 16-byte boundary
+//! 48  records: u32 payload length, u32 reserved (0), the rkyv payload,
+//!     zero padding to the next 8-byte boundary
 //! ```
+//!
+//! Format version 1 framed each record with 16 bytes and padded it to 16; the
+//! archives never need more than 8-byte alignment, so version 2 saves up to 16
+//! bytes a record.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -34,7 +38,7 @@ pub(crate) const BATCH_MAGIC: u32 = 0xCDC0_BA7C;
 /// Bytes of the batch header.
 pub(crate) const BATCH_HEADER_LEN: usize = 48;
 /// Bytes in front of each record payload.
-pub(crate) const RECORD_HEADER_LEN: usize = 16;
+pub(crate) const RECORD_HEADER_LEN: usize = 8;
 /// Largest batch (one append call) accepted, in bytes.
 pub(crate) const MAX_BATCH_BYTES: usize = 1 << 30;
 
@@ -100,7 +104,7 @@ pub(crate) fn encode_batch(records: Vec<Record>) -> Result<EncodedBatch> {
             let header_at = bytes.len();
             bytes.resize(header_at + RECORD_HEADER_LEN, 0);
             // Serialize in place: rkyv positions are relative and the payload
-            // starts 16-byte aligned within the batch, so no scratch buffer or
+            // starts 8-byte aligned within the batch, so no scratch buffer or
             // copy is needed.
             let mut serializer = Serializer::new(bytes, arena.acquire(), Unshare);
             rkyv::api::serialize_using::<_, rkyv::rancor::Error>(&record, &mut serializer)
@@ -244,7 +248,7 @@ pub(crate) fn decode_batch(bytes: &[u8]) -> BatchDecode<'_> {
     let timestamp = get_u64(header, 24).unwrap_or(0) as i64;
     if len < BATCH_HEADER_LEN || !len.is_multiple_of(PAYLOAD_ALIGN) {
         return BatchDecode::Corrupt {
-            reason: "batch length is not a positive multiple of 16",
+            reason: "batch length is not a positive multiple of 8",
         };
     }
     if base.checked_add(u64::from(count)).is_none() {

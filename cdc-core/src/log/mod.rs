@@ -13,15 +13,20 @@
 //!   LOCK                            flock held by the open instance
 //!
 //! segment file = header | batch | batch | ...
-//!   header (32 bytes): magic "CDCLOG\0\x01" | u32 version | u32 0 | u64 base offset
-//!                      | u32 crc32(bytes 0..24) | u32 0
-//!   batch (16-byte aligned, one per append call):
+//!   header (32 bytes): magic "CDCLOG\0\x01" | u32 version (2) | u32 archive layout
+//!                      | u64 base offset | u32 crc32(bytes 0..24) | u32 0
+//!   batch (8-byte aligned, one per append call):
 //!     u32 magic | u32 header crc | u32 length | u32 record count | u64 base offset
 //!     | i64 append time (us) | u32 body crc | 12 bytes 0
-//!     | count x ( u32 payload length | 12 bytes 0 | rkyv payload | pad to 16 )
+//!     | count x ( u32 payload length | u32 0 | rkyv payload | pad to 8 )
 //! ```
 //!
-//! Payloads start at 16-byte file positions; reads use 16-byte aligned buffers,
+//! The archive layout is rkyv's byte order, alignment and pointer width, which
+//! rkyv takes from Cargo features that the host's build unifies; a segment whose
+//! version or layout differs from this build's is refused with
+//! [`Error::UnsupportedFormat`], never misread.
+//!
+//! Payloads start at 8-byte file positions; reads use 8-byte aligned buffers,
 //! so [`LogEntry::archived`] validates the rkyv archive in place without copying.
 //! Index and catalog layouts are documented in their modules.
 //!

@@ -54,7 +54,7 @@ impl LogEntry {
         })
     }
 
-    /// The raw payload bytes (16-byte aligned).
+    /// The raw payload bytes (8-byte aligned).
     pub fn payload(&self) -> &[u8] {
         self.buf.get(self.range.clone()).unwrap_or(&[])
     }

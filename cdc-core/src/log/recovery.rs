@@ -9,8 +9,8 @@ use super::catalog::Catalog;
 use super::fs::{FileSystem, FsFile, read_all, replace_file};
 use super::index::SegmentIndex;
 use super::segment::{
-    Flow, SEGMENT_HEADER_LEN, Segment, WalkEnd, check_header, offset_index_path, parse_file_name,
-    segment_file_name, time_index_path, walk,
+    FORMAT_VERSION, Flow, HeaderError, SEGMENT_HEADER_LEN, Segment, WalkEnd, archive_layout,
+    check_header, offset_index_path, parse_file_name, segment_file_name, time_index_path, walk,
 };
 use crate::codec;
 use crate::error::{Error, Result};
@@ -132,7 +132,16 @@ fn open_file(fs: &dyn FileSystem, path: &Path) -> Result<(Arc<dyn FsFile>, u64)>
     let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
     let n = super::fs::read_full(&*file, &mut header, 0).map_err(|e| Error::io(path, e))?;
     let base = parse_file_name(path).map(|(b, _)| b).unwrap_or(0);
-    check_header(&header[..n], base).map_err(|reason| Error::corrupt(path, 0, reason))?;
+    check_header(&header[..n], base).map_err(|e| match e {
+        HeaderError::Damaged(reason) => Error::corrupt(path, 0, reason),
+        HeaderError::Unsupported { version, layout } => Error::UnsupportedFormat {
+            path: path.into(),
+            version,
+            layout,
+            expected_version: FORMAT_VERSION,
+            expected_layout: archive_layout(),
+        },
+    })?;
     Ok((file, len))
 }
 

@@ -10,8 +10,9 @@ use super::index::SegmentIndex;
 
 /// Magic bytes at the start of every segment file.
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"CDCLOG\0\x01";
-/// On-disk format version written in every segment header.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// On-disk format version written in every segment header. Version 2 frames
+/// records with 8 bytes instead of 16 and archives wide values out of line.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 /// Bytes of the segment header; batches start right after it.
 pub(crate) const SEGMENT_HEADER_LEN: u64 = 32;
 
@@ -40,33 +41,73 @@ pub(crate) fn parse_file_name(path: &Path) -> Option<(u64, &str)> {
     Some((stem.parse().ok()?, ext))
 }
 
+/// The archive layout this build's rkyv writes and reads: byte 0 the byte order
+/// (1 little, 2 big endian), byte 1 the alignment (1 aligned, 2 unaligned),
+/// byte 2 the width of archived `usize` and relative pointers in bytes.
+///
+/// rkyv takes these from its Cargo features, which Cargo unifies across the
+/// whole build, so another crate of the host can change them; a segment written
+/// under one layout must never be read under another.
+pub(crate) fn archive_layout() -> u32 {
+    let little = rkyv::to_bytes::<rkyv::rancor::Error>(&0x0102_0304u32)
+        .map(|b| b.first() == Some(&4))
+        .unwrap_or(true);
+    let order: u32 = if little { 1 } else { 2 };
+    let alignment: u32 = if align_of::<rkyv::Archived<u64>>() == 1 {
+        2
+    } else {
+        1
+    };
+    let width = size_of::<rkyv::Archived<usize>>() as u32;
+    order | alignment << 8 | width << 16
+}
+
 /// Encodes a segment header.
 pub(crate) fn encode_header(base: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
     let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
     h[..8].copy_from_slice(&SEGMENT_MAGIC);
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&archive_layout().to_le_bytes());
     h[16..24].copy_from_slice(&base.to_le_bytes());
     let crc = crc32fast::hash(&h[..24]);
     h[24..28].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
+/// Why a segment header was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    /// The header is damaged or incomplete.
+    Damaged(&'static str),
+    /// An intact header of a format this build does not read.
+    Unsupported {
+        /// Format version found.
+        version: u32,
+        /// Archive layout found (see [`archive_layout`]).
+        layout: u32,
+    },
+}
+
 /// Checks a segment header; the error says what is wrong.
-pub(crate) fn check_header(bytes: &[u8], base: u64) -> Result<(), &'static str> {
+pub(crate) fn check_header(bytes: &[u8], base: u64) -> Result<(), HeaderError> {
     if bytes.len() < SEGMENT_HEADER_LEN as usize {
-        return Err("segment header is incomplete");
+        return Err(HeaderError::Damaged("segment header is incomplete"));
     }
     if bytes[..8] != SEGMENT_MAGIC {
-        return Err("segment magic number missing");
+        return Err(HeaderError::Damaged("segment magic number missing"));
     }
     if get_u32(bytes, 24) != Some(crc32fast::hash(&bytes[..24])) {
-        return Err("segment header checksum mismatch");
+        return Err(HeaderError::Damaged("segment header checksum mismatch"));
     }
-    if get_u32(bytes, 8) != Some(FORMAT_VERSION) {
-        return Err("unsupported segment format version");
+    let version = get_u32(bytes, 8).unwrap_or(0);
+    let layout = get_u32(bytes, 12).unwrap_or(0);
+    if version != FORMAT_VERSION || layout != archive_layout() {
+        return Err(HeaderError::Unsupported { version, layout });
     }
     if get_u64(bytes, 16) != Some(base) {
-        return Err("segment header base offset does not match the file name");
+        return Err(HeaderError::Damaged(
+            "segment header base offset does not match the file name",
+        ));
     }
     Ok(())
 }
@@ -303,6 +344,37 @@ mod tests {
         assert!(matches!(end, WalkEnd::Corrupt { .. }), "{end:?}");
     }
 
+    fn resealed(mut header: [u8; SEGMENT_HEADER_LEN as usize], at: usize, v: u32) -> Vec<u8> {
+        header[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        let crc = crc32fast::hash(&header[..24]);
+        header[24..28].copy_from_slice(&crc.to_le_bytes());
+        header.to_vec()
+    }
+
+    #[test]
+    fn headers_of_another_version_or_archive_layout_are_unsupported_not_damaged() {
+        let header = encode_header(42);
+        let layout = archive_layout();
+        assert_eq!(
+            check_header(&resealed(header, 8, 1), 42),
+            Err(HeaderError::Unsupported { version: 1, layout })
+        );
+        // An unaligned build (rkyv's `unaligned` feature) reading an aligned log.
+        let unaligned = layout & !0xff00 | 2 << 8;
+        assert_eq!(
+            check_header(&resealed(header, 12, unaligned), 42),
+            Err(HeaderError::Unsupported {
+                version: FORMAT_VERSION,
+                layout: unaligned
+            })
+        );
+    }
+
+    #[test]
+    fn this_build_archives_little_endian_aligned_with_32_bit_pointers() {
+        assert_eq!(archive_layout(), 1 | 1 << 8 | 4 << 16);
+    }
+
     #[test]
     fn headers_are_checked_for_magic_checksum_and_base() {
         let header = encode_header(42);
@@ -311,7 +383,10 @@ mod tests {
         assert!(check_header(&header[..20], 42).is_err());
         let mut bad = header;
         bad[3] ^= 1;
-        assert!(check_header(&bad, 42).is_err());
+        assert!(matches!(
+            check_header(&bad, 42),
+            Err(HeaderError::Damaged(_))
+        ));
         assert_eq!(
             parse_file_name(Path::new("/x/00000000000000000042.seg")),
             Some((42, "seg"))
