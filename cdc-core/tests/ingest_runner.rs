@@ -203,6 +203,56 @@ async fn large_batches_become_durable_and_acknowledged_while_the_source_is_idle(
     assert!(!observed.acked_before_durable);
 }
 
+/// Appends in the log's segment files: one batch, with its magic number, each.
+fn appends_in(dir: &std::path::Path) -> usize {
+    let magic = 0xCDC0_BA7Cu32.to_le_bytes();
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .map(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            bytes.windows(4).filter(|w| *w == magic).count()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_batches_ready_together_share_appends_and_each_is_acknowledged_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = ChangeLog::open(dir.path(), LogConfig::default()).unwrap();
+    // 300 one-row transactions, all ready at once, then an idle source.
+    let lsns: Vec<u64> = (1..=300).map(|i| i * 10).collect();
+    let script = lsns.iter().map(|&l| batch(&[l])).collect();
+    let mut source = ScriptedSource::new(&log, script).hanging_at_end();
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let watcher = log.clone();
+    let check = tokio::spawn(async move {
+        // Not `wait_until`: the runner must be stopped even when this fails.
+        let durable = holds_within_20s(|| watcher.last_source_position() == Some(pg(3000))).await;
+        stop.cancel();
+        durable
+    });
+
+    let summary = ingest::run(&mut source, &log, &shutdown).await.unwrap();
+    assert!(
+        check.await.unwrap(),
+        "gathered batches waited for the source's next batch to become durable"
+    );
+    assert_eq!(summary.batches, 300);
+    assert_eq!(all_records(&log), expected(&lsns));
+    let observed = source.observed.lock().unwrap();
+    let positions: Vec<_> = lsns.iter().map(|&l| pg(l)).collect();
+    assert_eq!(observed.acks, positions);
+    assert!(!observed.acked_before_durable);
+    let appends = appends_in(dir.path());
+    assert!(
+        appends < 30,
+        "{appends} appends for 300 batches that were ready together"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runner_reads_on_while_appends_wait_for_the_disk_and_acknowledges_in_order() {
     let dir = tempfile::tempdir().unwrap();

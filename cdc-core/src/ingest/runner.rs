@@ -1,5 +1,7 @@
 //! The loop that moves a source's batches into the change log.
 
+use std::task::Poll;
+
 use tracing::info;
 
 use super::CancellationToken;
@@ -42,8 +44,11 @@ pub struct IngestSummary {
 /// appends each batch minus anything re-delivered, and acknowledges the batch's
 /// position only after the append is durable. Up to 4096 batches (65,536 records)
 /// are in flight at once, so reading the source overlaps encoding, writing and
-/// fsync; acknowledgements still follow source order. A batch becomes durable
-/// without waiting for the next one; its acknowledgement is sent when the
+/// fsync; acknowledgements still follow source order. Batches the source has
+/// ready one after another are appended together, up to 512 records or batches
+/// an append, so small transactions share encoding and fsync. A batch becomes
+/// durable as soon as the source has nothing more ready, without waiting for
+/// the next one; its acknowledgement is sent when the
 /// runner next hears from the source (sources send heartbeats while idle) or
 /// when it stops. A transaction the source splits over several batches is
 /// appended part by part; when a crash left the log inside one, the
@@ -87,11 +92,28 @@ pub async fn run<S: Source>(
     let mut in_flight = InFlight::default();
     let outcome: Result<IngestStop, PipelineError> = async {
         loop {
-            let next = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => return Ok(IngestStop::Shutdown),
-                next = source.next_batch() => next.map_err(source_error)?,
-            };
+            if shutdown.is_cancelled() {
+                return Ok(IngestStop::Shutdown);
+            }
+            let next = {
+                let next = source.next_batch();
+                tokio::pin!(next);
+                match futures::poll!(next.as_mut()) {
+                    Poll::Ready(next) => next,
+                    Poll::Pending => {
+                        // The source has nothing ready: queue what was
+                        // gathered, so it becomes durable while we wait. The
+                        // same future is awaited on, so no batch is lost.
+                        in_flight.flush(log);
+                        tokio::select! {
+                            biased;
+                            () = shutdown.cancelled() => return Ok(IngestStop::Shutdown),
+                            next = next => next,
+                        }
+                    }
+                }
+            }
+            .map_err(source_error)?;
             let Some(batch) = next else {
                 return Ok(IngestStop::SourceEnded);
             };
@@ -110,7 +132,7 @@ pub async fn run<S: Source>(
         }
     }
     .await;
-    let drained = in_flight.finish(source, outcome.is_ok()).await;
+    let drained = in_flight.finish(log, source, outcome.is_ok()).await;
     summary.reason = outcome?;
     drained?;
     summary.last_position = last;

@@ -87,11 +87,20 @@ pub(crate) fn get_u64(buf: &[u8], at: usize) -> Option<u64> {
 /// Encodes the records of one append call. Runs on the caller's task, so
 /// concurrent appenders encode in parallel and the writer only stamps offsets.
 pub(crate) fn encode_batch(records: Vec<Record>) -> Result<EncodedBatch> {
-    let count = u32::try_from(records.len()).map_err(|_| Error::BatchTooLarge {
+    encode_parts(std::slice::from_ref(&records))
+}
+
+/// Encodes several record lists, in order, as one batch: one append, visible
+/// whole or not at all. Borrows the records, so the caller chooses the thread
+/// that frees them.
+pub(crate) fn encode_parts(parts: &[Vec<Record>]) -> Result<EncodedBatch> {
+    let total: usize = parts.iter().map(Vec::len).sum();
+    let count = u32::try_from(total).map_err(|_| Error::BatchTooLarge {
         bytes: u64::MAX,
         max: MAX_BATCH_BYTES as u64,
     })?;
-    let mut bytes = Buf::with_capacity(BATCH_HEADER_LEN + records.len() * 128);
+    let records = parts.iter().flatten();
+    let mut bytes = Buf::with_capacity(BATCH_HEADER_LEN + total * 128);
     bytes.resize(BATCH_HEADER_LEN, 0);
     let mut schemas = Vec::new();
     let mut last_position = None;
@@ -107,11 +116,12 @@ pub(crate) fn encode_batch(records: Vec<Record>) -> Result<EncodedBatch> {
             // starts 8-byte aligned within the batch, so no scratch buffer or
             // copy is needed.
             let mut serializer = Serializer::new(bytes, arena.acquire(), Unshare);
-            rkyv::api::serialize_using::<_, rkyv::rancor::Error>(&record, &mut serializer)
-                .map_err(|source| Error::Encode {
+            rkyv::api::serialize_using::<_, rkyv::rancor::Error>(record, &mut serializer).map_err(
+                |source| Error::Encode {
                     index: i as u64,
                     source,
-                })?;
+                },
+            )?;
             bytes = serializer.into_writer();
             let payload_len = bytes.len() - header_at - RECORD_HEADER_LEN;
             put_u32(&mut bytes, header_at, payload_len as u32);
@@ -123,9 +133,9 @@ pub(crate) fn encode_batch(records: Vec<Record>) -> Result<EncodedBatch> {
                 });
             }
             match record {
-                Record::Schema(schema) => schemas.push((i as u32, Arc::new(schema))),
-                Record::Commit(c) => last_position = Some(c.position),
-                Record::Heartbeat(h) => last_position = Some(h.position),
+                Record::Schema(schema) => schemas.push((i as u32, Arc::new(schema.clone()))),
+                Record::Commit(c) => last_position = Some(c.position.clone()),
+                Record::Heartbeat(h) => last_position = Some(h.position.clone()),
                 _ => {}
             }
         }

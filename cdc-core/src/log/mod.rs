@@ -380,6 +380,16 @@ impl ChangeLog {
         batch::encode_batch(records).map(|batch| EncodedRecords(Some(batch)))
     }
 
+    /// Encodes several record lists, in order, as one batch: one append that
+    /// becomes durable (and visible) whole. The ingest runner's encoder groups
+    /// the source batches waiting for it this way.
+    pub(crate) fn encode_parts(parts: &[Vec<Record>]) -> Result<EncodedRecords> {
+        if parts.iter().all(Vec::is_empty) {
+            return Ok(EncodedRecords(None));
+        }
+        batch::encode_parts(parts).map(|batch| EncodedRecords(Some(batch)))
+    }
+
     /// Queues records encoded by [`encode`](Self::encode) behind every append
     /// submitted before, like [`submit`](Self::submit).
     pub fn submit_encoded(&self, records: EncodedRecords) -> Result<PendingAppend> {
