@@ -79,6 +79,18 @@ impl Redelivery {
         records: Vec<Record>,
         batch_position: &SourcePosition,
     ) -> Result<Vec<Record>, PipelineError> {
+        if self.keeps_all(&records) {
+            return Ok(records);
+        }
+        self.filter(records, batch_position)
+    }
+
+    /// `keep_new` record by record.
+    fn filter(
+        &mut self,
+        records: Vec<Record>,
+        batch_position: &SourcePosition,
+    ) -> Result<Vec<Record>, PipelineError> {
         let mut kept = Vec::with_capacity(records.len());
         for record in records {
             match (self.transaction, record) {
@@ -127,6 +139,43 @@ impl Redelivery {
             self.settle_schemas(keep, &mut kept);
         }
         Ok(kept)
+    }
+
+    /// Whether the batch is new from end to end with nothing to hold back (the
+    /// usual case once a run is past the log's last position), so `keep_new`
+    /// would keep every record in order: then this advances the state as it
+    /// would, and the batch is kept without moving its records. Anything else
+    /// (schemas outside a transaction, a split transaction's tail, a record to
+    /// drop, malformed input) is left to `keep_new`, with the state untouched.
+    fn keeps_all(&mut self, records: &[Record]) -> bool {
+        if self.open_tail.is_some() || !self.schemas.is_empty() {
+            return false;
+        }
+        let mut transaction = self.transaction;
+        for record in records {
+            transaction = match (transaction, record) {
+                (Transaction::None, Record::Begin(begin))
+                    if matches!(self.is_new(&begin.position), Ok(true)) =>
+                {
+                    Transaction::Keep { skip_changes: 0 }
+                }
+                (Transaction::None, Record::Change(_) | Record::Heartbeat(_))
+                    if record
+                        .position()
+                        .is_none_or(|p| matches!(self.is_new(p), Ok(true))) =>
+                {
+                    Transaction::None
+                }
+                (Transaction::Keep { skip_changes: 0 }, Record::Commit(_)) => Transaction::None,
+                (
+                    t @ Transaction::Keep { skip_changes: 0 },
+                    Record::Change(_) | Record::Schema(_),
+                ) => t,
+                _ => return false,
+            };
+        }
+        self.transaction = transaction;
+        true
     }
 
     fn begin(&mut self, begin: Begin, kept: &mut Vec<Record>) -> Result<(), PipelineError> {

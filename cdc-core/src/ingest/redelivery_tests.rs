@@ -207,3 +207,103 @@ fn a_commit_without_a_begin_is_an_error() {
         .unwrap_err();
     assert!(matches!(err, PipelineError::MalformedSource { .. }));
 }
+
+mod keeps_all_agrees_with_filtering {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record() -> impl Strategy<Value = Record> {
+        let lsn = (0u64..6).prop_map(|l| l * 10);
+        prop_oneof![
+            4 => lsn.clone().prop_map(begin),
+            6 => (lsn.clone(), 0i64..100).prop_map(|(l, n)| change(l, n)),
+            4 => lsn.clone().prop_map(commit),
+            1 => Just(schema()),
+            1 => lsn.prop_map(heartbeat),
+        ]
+    }
+
+    fn start() -> impl Strategy<Value = (Option<SourcePosition>, Option<OpenTail>)> {
+        let last = proptest::option::of((0u64..6).prop_map(|l| pg(l * 10)));
+        let tail = proptest::option::weighted(
+            0.2,
+            ((0u64..6), 0u64..3).prop_map(|(l, n)| OpenTail {
+                txid: Some(format!("tx{}", l * 10).into()),
+                position: pg(l * 10),
+                logged_changes: n,
+            }),
+        );
+        (last, tail)
+    }
+
+    /// Well-formed deliveries: transactions (of 0 to 2 changes), schemas and
+    /// heartbeats at increasing positions, cut into batches anywhere.
+    fn delivery() -> impl Strategy<Value = Vec<Vec<Record>>> {
+        let units = proptest::collection::vec(0u8..5, 1..12);
+        (units, proptest::collection::vec(any::<bool>(), 64)).prop_map(|(units, cuts)| {
+            let mut records = Vec::new();
+            for (i, unit) in units.into_iter().enumerate() {
+                let lsn = i as u64 * 10;
+                match unit {
+                    0 => records.push(schema()),
+                    1 => records.push(heartbeat(lsn)),
+                    n => {
+                        records.push(begin(lsn));
+                        records.extend((2..n).map(|c| change(lsn, i64::from(c))));
+                        records.push(commit(lsn));
+                    }
+                }
+            }
+            let mut batches = Vec::new();
+            let mut batch = Vec::new();
+            for (record, cut) in records.into_iter().zip(cuts.into_iter().cycle()) {
+                batch.push(record);
+                if cut {
+                    batches.push(std::mem::take(&mut batch));
+                }
+            }
+            batches.push(batch);
+            batches
+        })
+    }
+
+    fn agree(
+        (last, tail): (Option<SourcePosition>, Option<OpenTail>),
+        batches: Vec<Vec<Record>>,
+    ) -> Result<(), TestCaseError> {
+        let mut fast = Redelivery::new(last.clone(), tail.clone());
+        let mut reference = Redelivery::new(last, tail);
+        for (i, batch) in batches.into_iter().enumerate() {
+            let position = pg(i as u64 * 10);
+            let kept = fast.keep_new(batch.clone(), &position);
+            let expected = reference.filter(batch, &position);
+            match (&kept, &expected) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                (Err(a), Err(b)) => {
+                    prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                    break;
+                }
+                _ => prop_assert!(false, "{kept:?} against {expected:?}"),
+            }
+            prop_assert_eq!(fast.in_transaction(), reference.in_transaction());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// The fast path is an optimisation only: batch by batch, `keep_new`
+        /// keeps (or rejects) exactly what filtering record by record does.
+        #[test]
+        fn on_well_formed_deliveries(start in start(), batches in delivery()) {
+            agree(start, batches)?;
+        }
+
+        #[test]
+        fn on_any_delivery(
+            start in start(),
+            batches in proptest::collection::vec(proptest::collection::vec(record(), 0..8), 1..8),
+        ) {
+            agree(start, batches)?;
+        }
+    }
+}
