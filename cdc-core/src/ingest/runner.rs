@@ -45,8 +45,8 @@ pub struct IngestSummary {
 /// position only after the append is durable. Up to 4096 batches (65,536 records)
 /// are in flight at once, so reading the source overlaps encoding, writing and
 /// fsync; acknowledgements still follow source order. Batches the source has
-/// ready one after another are appended together, up to 512 records or batches
-/// an append, so small transactions share encoding and fsync. A batch becomes
+/// ready one after another are appended together, up to 2048 records (or 512
+/// batches) an append, so small transactions share encoding and fsync. A batch becomes
 /// durable as soon as the source has nothing more ready, without waiting for
 /// the next one; its acknowledgement is sent when the
 /// runner next hears from the source (sources send heartbeats while idle) or
