@@ -4,7 +4,7 @@ mod pipeline_support;
 
 use std::sync::Arc;
 
-use cdc_core::event::Record;
+use cdc_core::event::{Record, SourcePosition};
 use cdc_core::ingest::{self, IngestStop};
 use cdc_core::log::{FaultFs, FaultPlan};
 use cdc_core::pipeline::PipelineError;
@@ -163,6 +163,24 @@ async fn shutdown_stops_the_runner_between_batches() {
     assert_eq!(source.observed.lock().unwrap().acks.len(), 4);
 }
 
+/// Cancels `shutdown` once `position` is durable in `log`, or after 20 s, and
+/// answers whether it became durable. Not `wait_until`: the runner must be
+/// stopped even when the position never becomes durable.
+fn stop_once_durable(
+    log: &ChangeLog,
+    position: SourcePosition,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<bool> {
+    let stop = shutdown.clone();
+    let watcher = log.clone();
+    tokio::spawn(async move {
+        let durable =
+            holds_within_20s(|| watcher.last_source_position() == Some(position.clone())).await;
+        stop.cancel();
+        durable
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_batches_become_durable_and_acknowledged_while_the_source_is_idle() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,14 +194,7 @@ async fn large_batches_become_durable_and_acknowledged_while_the_source_is_idle(
     };
     let mut source = ScriptedSource::new(&log, vec![big(10), big(20), big(30)]).hanging_at_end();
     let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    let watcher = log.clone();
-    let check = tokio::spawn(async move {
-        // Not `wait_until`: the runner must be stopped even when this fails.
-        let durable = holds_within_20s(|| watcher.last_source_position() == Some(pg(30))).await;
-        stop.cancel();
-        durable
-    });
+    let check = stop_once_durable(&log, pg(30), &shutdown);
 
     let summary = ingest::run(&mut source, &log, &shutdown).await.unwrap();
     assert!(
@@ -226,14 +237,7 @@ async fn small_batches_ready_together_share_appends_and_each_is_acknowledged_onc
     let script = lsns.iter().map(|&l| batch(&[l])).collect();
     let mut source = ScriptedSource::new(&log, script).hanging_at_end();
     let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    let watcher = log.clone();
-    let check = tokio::spawn(async move {
-        // Not `wait_until`: the runner must be stopped even when this fails.
-        let durable = holds_within_20s(|| watcher.last_source_position() == Some(pg(3000))).await;
-        stop.cancel();
-        durable
-    });
+    let check = stop_once_durable(&log, pg(3000), &shutdown);
 
     let summary = ingest::run(&mut source, &log, &shutdown).await.unwrap();
     assert!(
