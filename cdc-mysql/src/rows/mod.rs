@@ -89,11 +89,11 @@ impl TableEntry {
         let mut row = Vec::with_capacity(self.codecs.len());
         if image.all_present {
             for (i, codec) in self.codecs.iter().enumerate() {
-                row.push(if bit(nulls, i) {
-                    Value::Null
+                if bit(nulls, i) {
+                    row.push(Value::Null);
                 } else {
-                    codec.decode(c)?
-                });
+                    codec.decode_into(c, &mut row)?;
+                }
             }
             return Ok(row);
         }
@@ -106,7 +106,7 @@ impl TableEntry {
             if bit(nulls, n) {
                 row.push(Value::Null);
             } else {
-                row.push(codec.decode(c)?);
+                codec.decode_into(c, &mut row)?;
             }
             n += 1;
         }
