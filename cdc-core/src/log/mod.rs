@@ -374,10 +374,7 @@ impl ChangeLog {
     /// touching any log: the CPU-heavy half of an append, which a single
     /// appender can run on another thread while it produces the next batch.
     pub fn encode(records: Vec<Record>) -> Result<EncodedRecords> {
-        if records.is_empty() {
-            return Ok(EncodedRecords(None));
-        }
-        batch::encode_batch(records).map(|batch| EncodedRecords(Some(batch)))
+        Self::encode_parts(std::slice::from_ref(&records))
     }
 
     /// Encodes several record lists, in order, as one batch: one append that
