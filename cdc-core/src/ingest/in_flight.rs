@@ -214,13 +214,7 @@ impl InFlight {
                 Some(answer) => answer?,
                 None => durable(entry.stage).await?,
             };
-            for position in &entry.positions {
-                debug!(?position, "source batch durable");
-                source
-                    .acknowledge(position)
-                    .await
-                    .map_err(super::runner::source_error)?;
-            }
+            acknowledge_all(source, &entry.positions).await?;
         }
     }
 
@@ -262,25 +256,31 @@ impl InFlight {
             if !acknowledge || result.is_err() {
                 continue;
             }
-            if let Err(e) = durable {
-                result = Err(e.into());
-                continue;
-            }
-            for position in &entry.positions {
-                result = source
-                    .acknowledge(position)
-                    .await
-                    .map_err(super::runner::source_error);
-                if result.is_err() {
-                    break;
-                }
-            }
+            result = match durable {
+                Ok(_) => acknowledge_all(source, &entry.positions).await,
+                Err(e) => Err(e.into()),
+            };
         }
         self.newest_queued = None;
         self.failed = false;
         self.encoding = 0;
         result
     }
+}
+
+/// Acknowledges the positions of a durable group's batches, in order.
+async fn acknowledge_all<S: Source>(
+    source: &mut S,
+    positions: &[SourcePosition],
+) -> Result<(), PipelineError> {
+    for position in positions {
+        debug!(?position, "source batch durable");
+        source
+            .acknowledge(position)
+            .await
+            .map_err(super::runner::source_error)?;
+    }
+    Ok(())
 }
 
 /// The group's answer if it is already durable (or failed), without waiting.
