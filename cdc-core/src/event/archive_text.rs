@@ -36,3 +36,27 @@ macro_rules! archive_as_string {
 }
 
 pub(crate) use archive_as_string;
+
+/// Archives `value`, checks its bytes are those of `text` as a `String`, and
+/// returns it read back from the archive.
+#[cfg(test)]
+pub(crate) fn round_trip_as_string<T>(value: &T, text: &str) -> T
+where
+    T: rkyv::Archive<Archived = rkyv::string::ArchivedString>
+        + for<'a> rkyv::Serialize<
+            rkyv::api::high::HighSerializer<
+                rkyv::util::AlignedVec,
+                rkyv::ser::allocator::ArenaHandle<'a>,
+                rkyv::rancor::Error,
+            >,
+        >,
+    rkyv::string::ArchivedString:
+        rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
+{
+    let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(value).unwrap();
+    let owned = rkyv::to_bytes::<rkyv::rancor::Error>(&text.to_owned()).unwrap();
+    assert_eq!(bytes.as_slice(), owned.as_slice(), "{text:?}");
+    let archived =
+        rkyv::access::<rkyv::string::ArchivedString, rkyv::rancor::Error>(&bytes).unwrap();
+    rkyv::deserialize::<T, rkyv::rancor::Error>(archived).unwrap()
+}

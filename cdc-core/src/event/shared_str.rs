@@ -148,17 +148,12 @@ archive_as_string!(SharedStr, SharedStr::from);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rkyv::string::ArchivedString;
+    use crate::event::archive_text::round_trip_as_string;
 
     #[test]
     fn archives_byte_for_byte_like_a_string() {
         for text in ["", "short", "a name longer than the inline limit of rkyv"] {
-            let shared = rkyv::to_bytes::<rkyv::rancor::Error>(&SharedStr::from(text)).unwrap();
-            let owned = rkyv::to_bytes::<rkyv::rancor::Error>(&text.to_owned()).unwrap();
-            assert_eq!(shared.as_slice(), owned.as_slice());
-            let archived = rkyv::access::<ArchivedString, rkyv::rancor::Error>(&shared).unwrap();
-            let back: SharedStr = rkyv::deserialize::<_, rkyv::rancor::Error>(archived).unwrap();
-            assert_eq!(back, text);
+            assert_eq!(round_trip_as_string(&SharedStr::from(text), text), text);
         }
     }
 
