@@ -2,7 +2,30 @@
 
 use async_trait::async_trait;
 use cdc_core::event::{Record, SourcePosition, TableName};
-use cdc_core::{Source, SourceBatch};
+use cdc_core::ingest::{self, CancellationToken};
+use cdc_core::{ChangeLog, Source, SourceBatch};
+
+/// Reads `source` to its end: into `log` under `cdc_core::ingest::run` (the
+/// loop a host uses: each batch durable, then acknowledged), or, without a
+/// log, decoded, acknowledged and dropped (the decoding cost alone).
+pub async fn read_all<S: Source>(source: &mut S, log: Option<&ChangeLog>) {
+    match log {
+        Some(log) => {
+            ingest::run(source, log, &CancellationToken::new())
+                .await
+                .expect("ingest");
+        }
+        None => {
+            source.start(None).await.expect("source starts");
+            while let Some(batch) = source.next_batch().await.expect("next batch") {
+                source
+                    .acknowledge(&batch.position)
+                    .await
+                    .expect("acknowledge");
+            }
+        }
+    }
+}
 
 /// A source that ends its stream once `want` row changes went by, so a live
 /// source can run under `cdc_core::ingest::run` for a fixed workload.

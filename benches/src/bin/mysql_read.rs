@@ -5,14 +5,13 @@
 //! Sink `log`: the source runs under `cdc_core::ingest::run`, the loop a host
 //! uses, into a fresh `cdc_core::ChangeLog` (default config: fsync every batch,
 //! group commit); the time ends when the last batch is durable and acknowledged.
-//! Sink `discard`: batches are dropped after decoding.
+//! Sink `discard`: batches are acknowledged and dropped after decoding.
 //!
 //! Usage: mysql_read <host> <port> <user> <password> <rows> <log|discard> <log-dir>
 use std::time::Instant;
 
-use cdc_benches::FirstRows;
-use cdc_core::ingest::{self, CancellationToken};
-use cdc_core::{ChangeLog, LogConfig, Source};
+use cdc_benches::{FirstRows, read_all};
+use cdc_core::{ChangeLog, LogConfig};
 use cdc_mysql::{MySqlConfig, MySqlSource, Password, StartFrom};
 
 #[tokio::main]
@@ -42,17 +41,7 @@ async fn main() {
     let log = (sink == "log")
         .then(|| ChangeLog::open(dir, LogConfig::default()).expect("open change log"));
     let started = Instant::now();
-    match &log {
-        Some(log) => {
-            ingest::run(&mut source, log, &CancellationToken::new())
-                .await
-                .expect("ingest");
-        }
-        None => {
-            source.start(None).await.expect("start");
-            while source.next_batch().await.expect("next batch").is_some() {}
-        }
-    }
+    read_all(&mut source, log.as_ref()).await;
     let elapsed = started.elapsed().as_secs_f64();
     if let Some(log) = log {
         log.close().await.expect("close");

@@ -8,10 +8,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cdc_benches::FirstRows;
+use cdc_benches::{FirstRows, read_all};
 use cdc_core::event::TableName;
-use cdc_core::ingest::{self, CancellationToken};
-use cdc_core::{ChangeLog, LogConfig, Source};
+use cdc_core::{ChangeLog, LogConfig};
 use cdc_postgres::{PostgresConfig, PostgresSource};
 use cdc_testkit::Postgres;
 
@@ -33,22 +32,7 @@ fn config(pg: &Postgres, slot: &str) -> PostgresConfig {
 async fn ours(pg: &Postgres, slot: &str, rows: u64, log: Option<&ChangeLog>) -> Duration {
     let started = Instant::now();
     let mut source = FirstRows::new(PostgresSource::new(config(pg, slot)), rows);
-    match log {
-        Some(log) => {
-            ingest::run(&mut source, log, &CancellationToken::new())
-                .await
-                .expect("ingest");
-        }
-        None => {
-            source.start(None).await.expect("source starts");
-            while let Some(batch) = source.next_batch().await.expect("next batch") {
-                source
-                    .acknowledge(&batch.position)
-                    .await
-                    .expect("acknowledge");
-            }
-        }
-    }
+    read_all(&mut source, log).await;
     started.elapsed()
 }
 
