@@ -84,8 +84,9 @@ pub(crate) fn get_u64(buf: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.try_into().ok()?))
 }
 
-/// Encodes the records of one append call. Runs on the caller's task, so
-/// concurrent appenders encode in parallel and the writer only stamps offsets.
+/// Encodes the records of one append call (tests and the fuzzing internals;
+/// the log itself appends through [`encode_parts`]).
+#[cfg(any(test, feature = "internals"))]
 pub(crate) fn encode_batch(records: Vec<Record>) -> Result<EncodedBatch> {
     encode_parts(std::slice::from_ref(&records))
 }
