@@ -74,7 +74,7 @@ fn batch(first: i64, kind: ChangeKind, offset: &mut u64) -> SinkBatch {
                     before: None,
                     after: Some(vec![
                         Value::Int(k),
-                        Value::Text(format!("customer-{k:08}")),
+                        Value::Text(format!("customer-{k:08}").into()),
                         Value::Int(k * 7 + *offset as i64),
                         Value::Double(k as f64 / 3.0),
                     ]),

@@ -96,6 +96,18 @@ mod tests {
                     days: 2,
                     micros: 3,
                 },
+                // Text kept inline and text on the heap (over 23 bytes).
+                Value::Text("customer-42".into()),
+                Value::Text("a text value longer than twenty-three bytes".into()),
+                Value::Json(
+                    r#"{"k": [1, 2.5, "three"], "long": "enough to leave the value"}"#.into(),
+                ),
+                Value::Enum("small".into()),
+                Value::Set(vec![
+                    "a".into(),
+                    "a label well over twenty-three bytes".into(),
+                ]),
+                Value::Decimal(Decimal::parse("-123456789012345678901234567890.5").unwrap()),
             ]),
             position: SourcePosition::Postgres { lsn: 0x16B_3748 },
             txid: Some("731".into()),

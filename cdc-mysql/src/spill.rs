@@ -151,7 +151,10 @@ mod tests {
             table: TableName::new("s", "t"),
             kind: ChangeKind::Insert,
             before: None,
-            after: Some(vec![Value::Int(i), Value::Text("x".repeat(i as usize))]),
+            after: Some(vec![
+                Value::Int(i),
+                Value::Text("x".repeat(i as usize).into()),
+            ]),
             position: SourcePosition::None,
             txid: None,
             commit_time_micros: 0,

@@ -50,7 +50,7 @@ async fn compressed_binlog_events_decode_live_and_offline() {
         rows[0].3.as_ref().unwrap(),
         &vec![
             Value::Int(1),
-            Value::Text(long.clone()),
+            Value::Text(long.as_str().into()),
             Value::Decimal("1.500".parse().unwrap())
         ]
     );

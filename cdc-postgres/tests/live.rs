@@ -154,7 +154,7 @@ async fn every_supported_type_round_trips_exactly() {
         ]),
         Value::Array(vec![
             Value::Text("a,b".into()),
-            Value::Text(String::new()),
+            Value::Text("".into()),
             Value::Null,
             Value::Text("NULL".into()),
         ]),
@@ -187,7 +187,7 @@ async fn unchanged_toast_value_is_marked_unchanged_never_null() {
     let insert = next_tx(&mut source).await;
     assert_eq!(
         changes(&insert)[0].after.as_ref().unwrap()[1],
-        Value::Text("x".repeat(10000))
+        Value::Text("x".repeat(10000).into())
     );
     let update = next_tx(&mut source).await;
     let after = changes(&update)[0].after.clone().unwrap();

@@ -19,7 +19,7 @@ pub(crate) fn to_json(value: &Value) -> Json {
         Value::Float(f) => float(f64::from(*f)),
         Value::Double(f) => float(*f),
         Value::Decimal(d) => Json::String(d.as_str().to_owned()),
-        Value::Text(s) | Value::Enum(s) => Json::String(s.clone()),
+        Value::Text(s) | Value::Enum(s) => Json::String(s.to_string()),
         Value::Bytes(b) => Json::String(base64(b)),
         Value::Date(d) => Json::String(temporal::date_text(*d)),
         Value::Time(t) => Json::String(temporal::time_text(*t)),
@@ -36,9 +36,11 @@ pub(crate) fn to_json(value: &Value) -> Json {
         } => Json::String(temporal::interval_text(*months, *days, *micros)),
         Value::Uuid(u) => Json::String(temporal::uuid_text(u)),
         Value::Json(text) => {
-            serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone()))
+            serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.to_string()))
         }
-        Value::Set(labels) => Json::Array(labels.iter().cloned().map(Json::String).collect()),
+        Value::Set(labels) => {
+            Json::Array(labels.iter().map(|l| Json::String(l.to_string())).collect())
+        }
         Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
     }
 }

@@ -122,7 +122,7 @@ impl Source for DemoSource {
                 before: None,
                 after: Some(vec![
                     Value::Int((lsn * 10 + item) as i64),
-                    Value::Text(format!("order {lsn}/{item}")),
+                    Value::Text(format!("order {lsn}/{item}").into()),
                 ]),
                 position: position.clone(),
                 txid: None,

@@ -107,7 +107,7 @@ fn batches(update: bool, batch: usize) -> Vec<SinkBatch> {
                             before: None,
                             after: Some(vec![
                                 Value::Int(k as i64),
-                                Value::Text(name(k)),
+                                Value::Text(name(k).into()),
                                 Value::Int(k as i64 * 7 + bump),
                                 Value::Double(k as f64 / 3.0),
                             ]),

@@ -3,12 +3,13 @@ use std::fmt;
 use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use serde::{Deserialize, Serialize};
 
-use super::inline_text::InlineText;
+use super::SharedStr;
 
 /// An exact decimal number kept as its canonical text, so no precision is lost
 /// whatever the source's precision (PostgreSQL `numeric` has up to 131072 digits
-/// before the point). Text of up to 22 bytes (any MySQL `DECIMAL(20,x)` and
-/// most PostgreSQL numerics) is kept inside the value, with no heap allocation.
+/// before the point). Text of up to 23 bytes (any MySQL `DECIMAL(21,x)` and
+/// most PostgreSQL numerics) is kept inside the value, with no heap allocation
+/// (see [`SharedStr`]).
 ///
 /// Accepted forms: an optional `-` or `+`, digits, optionally `.` and more digits
 /// (`"-12.3400"`, `".5"` is rejected, `"0.5"` is fine), or one of the special
@@ -19,7 +20,7 @@ use super::inline_text::InlineText;
 )]
 #[rkyv(derive(Debug))]
 #[serde(try_from = "String", into = "String")]
-pub struct Decimal(InlineText);
+pub struct Decimal(SharedStr);
 
 /// The text given to [`Decimal::parse`] is not a decimal number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +33,7 @@ impl Decimal {
     /// Parses and validates decimal text; a leading `+` is dropped.
     pub fn parse(text: &str) -> Result<Self, DecimalError> {
         if matches!(text, "NaN" | "Infinity" | "-Infinity") {
-            return Ok(Self(InlineText::new(text)));
+            return Ok(Self(SharedStr::from(text)));
         }
         let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
         let (int, frac) = match unsigned.split_once('.') {
@@ -43,7 +44,7 @@ impl Decimal {
         if !digits(int) || frac.is_some_and(|f| !digits(f)) {
             return Err(DecimalError);
         }
-        Ok(Self(InlineText::new(
+        Ok(Self(SharedStr::from(
             text.strip_prefix('+').unwrap_or(text),
         )))
     }

@@ -12,7 +12,6 @@
 mod archive_text;
 mod change;
 mod decimal;
-mod inline_text;
 mod position;
 mod schema;
 mod shared_str;

@@ -9,13 +9,18 @@ use super::archive_text::archive_as_string;
 
 /// An immutable string that clones cheaply: table names, binlog file names,
 /// GTIDs and transaction ids, which every change of a transaction or a table
-/// repeats. A source builds each once and stamps it on thousands of changes.
+/// repeats, and the text in values ([`Value::Text`](super::Value::Text),
+/// `Json`, `Enum`, `Set`, and a [`Decimal`](super::Decimal)'s digits).
 ///
 /// Text of up to 23 bytes is kept in place and copied on clone, with no heap
-/// and no reference count: the atomic count updates of stamping the table,
-/// position and transaction id on every change took 15% of MySQL row decoding
-/// in the profile (criterion `binlog_decode`: 4.40M rows/s with them, 4.83M
-/// without). Longer text (a MySQL GTID set) is shared by reference count.
+/// and no reference count:
+/// - the atomic count updates of stamping the table, position and transaction
+///   id on every change took 15% of MySQL row decoding in the profile
+///   (criterion `binlog_decode`: 4.40M rows/s with them, 4.83M without);
+/// - a short text column costs no allocation to decode, nor to free once the
+///   change is in the log.
+///
+/// Longer text (a MySQL GTID set, a document) is one shared allocation.
 ///
 /// It is archived exactly like a `String` (an rkyv `ArchivedString`) and
 /// serialized by serde as a plain string, so the log's bytes and exported JSON do

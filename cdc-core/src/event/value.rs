@@ -2,7 +2,7 @@ use rkyv::with::AsBox;
 use rkyv::{Archive, Deserialize as RkyvDeserialize, Serialize as RkyvSerialize};
 use serde::{Deserialize, Serialize};
 
-use super::Decimal;
+use super::{Decimal, SharedStr};
 
 /// One column value, with the source's fidelity.
 ///
@@ -57,7 +57,7 @@ pub enum Value {
     /// An exact decimal.
     Decimal(Decimal),
     /// Text, already decoded from the column's character set to UTF-8.
-    Text(String),
+    Text(SharedStr),
     /// Raw bytes (binary strings, blobs, `bytea`, geometry as WKB).
     Bytes(Vec<u8>),
     /// Days since 1970-01-01.
@@ -89,11 +89,11 @@ pub enum Value {
     /// A UUID in network byte order.
     Uuid(#[rkyv(with = AsBox)] [u8; 16]),
     /// JSON document as text.
-    Json(String),
+    Json(SharedStr),
     /// One enum label.
-    Enum(String),
+    Enum(SharedStr),
     /// The labels of a set value, in definition order.
-    Set(Vec<String>),
+    Set(Vec<SharedStr>),
     /// An array; elements may be `Null`. Multi-dimensional arrays nest.
     Array(#[rkyv(omit_bounds)] Vec<Value>),
 }

@@ -60,7 +60,10 @@ pub fn txn(lsn: u64, rows: &[(&str, i64)]) -> Vec<Record> {
             table: table(t),
             kind: ChangeKind::Insert,
             before: None,
-            after: Some(vec![Value::Int(*id), Value::Text(format!("row {id}"))]),
+            after: Some(vec![
+                Value::Int(*id),
+                Value::Text(format!("row {id}").into()),
+            ]),
             position: pg(lsn),
             txid: Some(lsn.to_string().into()),
             commit_time_micros: COMMIT_TIME_MICROS,

@@ -1,5 +1,6 @@
 //! Character sets of text columns: bytes from the row image to UTF-8 text.
 
+use cdc_core::event::SharedStr;
 use mysql_common::collations::{Collation, CollationId};
 
 /// How a column's bytes become text.
@@ -50,15 +51,17 @@ impl Charset {
     }
 
     /// Decodes `bytes` to text; `None` when they are not valid in this charset.
-    pub fn decode(self, bytes: &[u8]) -> Option<String> {
+    /// UTF-8 and ASCII text is copied once, and not at all onto the heap when
+    /// short (see [`SharedStr`]).
+    pub fn decode(self, bytes: &[u8]) -> Option<SharedStr> {
         match self {
-            Charset::Utf8 => std::str::from_utf8(bytes).ok().map(str::to_owned),
+            Charset::Utf8 => std::str::from_utf8(bytes).ok().map(SharedStr::from),
             // ASCII is the same in Windows-1252 and UTF-8: one copy instead of
             // a char-by-char rebuild (most latin1 text is ASCII).
             Charset::Latin1 if bytes.is_ascii() => {
-                std::str::from_utf8(bytes).ok().map(str::to_owned)
+                std::str::from_utf8(bytes).ok().map(SharedStr::from)
             }
-            Charset::Latin1 => Some(bytes.iter().map(|&b| cp1252(b)).collect()),
+            Charset::Latin1 => Some(bytes.iter().map(|&b| cp1252(b)).collect::<String>().into()),
             Charset::Utf16Be | Charset::Utf16Le => {
                 if !bytes.len().is_multiple_of(2) {
                     return None;
@@ -73,6 +76,7 @@ impl Charset {
                 char::decode_utf16(units)
                     .collect::<Result<String, _>>()
                     .ok()
+                    .map(SharedStr::from)
             }
             Charset::Utf32 => {
                 if !bytes.len().is_multiple_of(4) {
@@ -81,7 +85,8 @@ impl Charset {
                 bytes
                     .chunks_exact(4)
                     .map(|p| char::from_u32(u32::from_be_bytes([p[0], p[1], p[2], p[3]])))
-                    .collect()
+                    .collect::<Option<String>>()
+                    .map(SharedStr::from)
             }
             Charset::Binary => None,
         }

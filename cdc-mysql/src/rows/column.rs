@@ -4,7 +4,7 @@
 use std::net::Ipv6Addr;
 use std::sync::Arc;
 
-use cdc_core::event::{Column, DataType, Decimal, Value};
+use cdc_core::event::{Column, DataType, Decimal, SharedStr, Value};
 
 use super::charset::Charset;
 use super::table_map::{MapColumn, col};
@@ -32,7 +32,7 @@ pub struct ColumnCodec {
     meta: u16,
     unsigned: bool,
     charset: Charset,
-    labels: Arc<[String]>,
+    labels: Arc<[SharedStr]>,
     hint: Option<TypeHint>,
 }
 
@@ -231,7 +231,11 @@ pub fn build(i: usize, m: &MapColumn, hint: Option<TypeHint>) -> Decoded<(Column
         meta: m.meta,
         unsigned: m.unsigned,
         charset,
-        labels: m.labels.clone().into(),
+        labels: m
+            .labels
+            .iter()
+            .map(|l| SharedStr::from(l.as_str()))
+            .collect(),
         hint,
     };
     Ok((column, codec))
@@ -323,11 +327,11 @@ impl ColumnCodec {
                     Some(TypeHint::Uuid) => Value::Uuid(mariadb_uuid(bytes)?),
                     Some(TypeHint::Inet6) => {
                         let a: [u8; 16] = pad::<16>(bytes)?;
-                        Value::Text(Ipv6Addr::from(a).to_string())
+                        Value::Text(Ipv6Addr::from(a).to_string().into())
                     }
                     Some(TypeHint::Inet4) => {
                         let a: [u8; 4] = pad::<4>(bytes)?;
-                        Value::Text(std::net::Ipv4Addr::from(a).to_string())
+                        Value::Text(std::net::Ipv4Addr::from(a).to_string().into())
                     }
                     _ => self.text_or_bytes(bytes),
                 }
@@ -346,7 +350,7 @@ impl ColumnCodec {
             }
             col::JSON => {
                 let n = c.uint_le(usize::from(self.meta).clamp(1, 4))? as usize;
-                Value::Json(json::to_text(c.take(n)?)?)
+                Value::Json(json::to_text(c.take(n)?)?.into())
             }
             col::GEOMETRY => {
                 let n = c.uint_le(usize::from(self.meta).clamp(1, 4))? as usize;
@@ -362,12 +366,12 @@ impl ColumnCodec {
             col::ENUM => {
                 let i = c.uint_le(usize::from(self.meta).clamp(1, 2))? as usize;
                 Value::Enum(match i {
-                    0 => String::new(),
+                    0 => SharedStr::default(),
                     i => self
                         .labels
                         .get(i - 1)
                         .cloned()
-                        .unwrap_or_else(|| i.to_string()),
+                        .unwrap_or_else(|| i.to_string().into()),
                 })
             }
             col::SET => {
@@ -396,7 +400,7 @@ impl ColumnCodec {
                 Some(text) => Value::Text(text),
                 // Invalid bytes for the charset: keep the text readable rather than
                 // stall the stream; never expected with strict SQL modes.
-                None => Value::Text(String::from_utf8_lossy(bytes).into_owned()),
+                None => Value::Text(String::from_utf8_lossy(bytes).as_ref().into()),
             },
         }
     }

@@ -1,7 +1,7 @@
 //! Values read by SQL (binary protocol) to event-model values equal to what the
 //! binlog decoder produces for the same column.
 
-use cdc_core::event::{Column, DataType, Decimal, Value};
+use cdc_core::event::{Column, DataType, Decimal, SharedStr, Value};
 use mysql_async::Value as My;
 
 use crate::rows::temporal::days_from_civil;
@@ -45,7 +45,7 @@ pub fn convert(c: &Column, v: My) -> Value {
         (DataType::Float64, My::Float(f)) => Value::Double(f64::from(f)),
         (DataType::Decimal { .. }, My::Bytes(b)) => {
             let t = text(b);
-            Decimal::parse(&t).map_or(Value::Text(t), Value::Decimal)
+            Decimal::parse(&t).map_or(Value::Text(t.into()), Value::Decimal)
         }
         (DataType::Date, My::Date(y, m, d, ..)) if m > 0 && d > 0 => {
             Value::Date(days_from_civil(i64::from(y), u32::from(m), u32::from(d)) as i32)
@@ -76,29 +76,29 @@ pub fn convert(c: &Column, v: My) -> Value {
             t.parse::<i64>()
                 .map(Value::Int)
                 .or_else(|_| t.parse::<u64>().map(Value::UInt))
-                .unwrap_or(Value::Text(t))
+                .unwrap_or(Value::Text(t.into()))
         }
-        (DataType::Text { .. }, My::Bytes(b)) => Value::Text(text(b)),
-        (DataType::Json, My::Bytes(b)) => Value::Json(text(b)),
-        (DataType::Enum { .. }, My::Bytes(b)) => Value::Enum(text(b)),
+        (DataType::Text { .. }, My::Bytes(b)) => Value::Text(text(b).into()),
+        (DataType::Json, My::Bytes(b)) => Value::Json(text(b).into()),
+        (DataType::Enum { .. }, My::Bytes(b)) => Value::Enum(text(b).into()),
         (DataType::Set { .. }, My::Bytes(b)) => {
             let t = text(b);
             Value::Set(if t.is_empty() {
                 Vec::new()
             } else {
-                t.split(',').map(str::to_owned).collect()
+                t.split(',').map(SharedStr::from).collect()
             })
         }
         (DataType::Uuid, My::Bytes(b)) => {
             let t = text(b);
-            crate::gtid::parse_uuid(&t).map_or(Value::Text(t), Value::Uuid)
+            crate::gtid::parse_uuid(&t).map_or(Value::Text(t.into()), Value::Uuid)
         }
-        (DataType::Other, My::Bytes(b)) => Value::Text(text(b)),
+        (DataType::Other, My::Bytes(b)) => Value::Text(text(b).into()),
         (_, My::Bytes(b)) => Value::Bytes(b),
         (_, My::Int(i)) => Value::Int(i),
         (_, My::UInt(u)) => Value::UInt(u),
         (_, My::Float(f)) => Value::Float(f),
         (_, My::Double(d)) => Value::Double(d),
-        (_, other) => Value::Text(format!("{other:?}")),
+        (_, other) => Value::Text(format!("{other:?}").into()),
     }
 }

@@ -170,7 +170,7 @@ impl ColumnType {
             ColumnType::Numeric => Value::Decimal(Decimal::parse(text).ok()?),
             ColumnType::Float4 => Value::Float(float(text)?),
             ColumnType::Float8 => Value::Double(float(text)?),
-            ColumnType::Text | ColumnType::Other => Value::Text(text.to_owned()),
+            ColumnType::Text | ColumnType::Other => Value::Text(text.into()),
             ColumnType::Bytea => Value::Bytes(bytea(text)?),
             ColumnType::Date => temporal::date(text)?,
             ColumnType::Time => temporal::time(text)?,
@@ -179,8 +179,8 @@ impl ColumnType {
             ColumnType::TimestampTz => temporal::timestamptz(text)?,
             ColumnType::Interval => temporal::interval(text)?,
             ColumnType::Uuid => Value::Uuid(uuid(text)?),
-            ColumnType::Json => Value::Json(text.to_owned()),
-            ColumnType::Enum(_) => Value::Enum(text.to_owned()),
+            ColumnType::Json => Value::Json(text.into()),
+            ColumnType::Enum(_) => Value::Enum(text.into()),
             ColumnType::Array(element, delimiter) => {
                 Value::Array(elements(element, &array::parse(text, *delimiter)?)?)
             }
