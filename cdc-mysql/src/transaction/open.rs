@@ -348,6 +348,39 @@ mod tests {
     }
 
     #[test]
+    fn a_spilled_transaction_reads_back_begin_its_changes_in_order_and_commit() {
+        let policy = SplitPolicy {
+            chunk_bytes: 250,
+            dir: None,
+        };
+        let mut txn = OpenTxn::with_txid(Some("0-1-7".into()));
+        for id in 0..10 {
+            txn.push(change(id), 100, &policy).unwrap();
+        }
+        let Ok(Finished::Split(mut parts)) = txn.finish(stamp(), SourcePosition::None) else {
+            panic!("expected a split transaction");
+        };
+        let mut records = Vec::new();
+        let mut count = 0;
+        while let Some(part) = parts.next_part(policy.chunk_bytes).unwrap() {
+            records.extend(part.records);
+            count += 1;
+        }
+        assert!(count > 1, "one part only");
+        assert!(matches!(&records[0], Record::Begin(b) if b.position == stamp().position));
+        assert!(matches!(records.last(), Some(Record::Commit(_))));
+        let ids: Vec<_> = records[1..records.len() - 1]
+            .iter()
+            .map(|r| match r {
+                Record::Change(c) => c.after.clone(),
+                other => panic!("not a change: {other:?}"),
+            })
+            .collect();
+        let expected: Vec<_> = (0..10).map(|id| Some(vec![Value::Int(id)])).collect();
+        assert_eq!(ids, expected);
+    }
+
+    #[test]
     fn a_transaction_larger_or_smaller_than_expected_is_still_whole_and_not_oversized() {
         let policy = SplitPolicy::default();
         let mut larger = OpenTxn::default();
