@@ -231,11 +231,7 @@ pub fn build(i: usize, m: &MapColumn, hint: Option<TypeHint>) -> Decoded<(Column
         meta: m.meta,
         unsigned: m.unsigned,
         charset,
-        labels: m
-            .labels
-            .iter()
-            .map(|l| SharedStr::from(l.as_str()))
-            .collect(),
+        labels: m.labels.iter().map(SharedStr::from).collect(),
         hint,
     };
     Ok((column, codec))
