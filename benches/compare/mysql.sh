@@ -87,6 +87,10 @@ for ((run = 1; run <= runs; run++)); do
   discards+=("$("$bin" 127.0.0.1 "$port" cdc "$pw" "$rows" discard "$work/unused")")
   echo "run $run: raw ${raws[-1]} s, raw+fsync ${raw_syncs[-1]} s, ours ${ours[-1]} s, discard ${discards[-1]} s"
 done
+# What each side makes durable (the last run's files): the raw copy keeps the
+# binlog's packed row images, the change log one self-describing record per row.
+raw_bytes=$(du -sb "$work/raw" | cut -f1)
+log_bytes=$(du -sb "$work/log" | cut -f1)
 t_raw=$(median "${raws[@]}")
 t_raw_sync=$(median "${raw_syncs[@]}")
 t_ours=$(median "${ours[@]}")
@@ -123,6 +127,9 @@ printf 'mariadb-binlog --raw, then fsync:     %8.3f s (%.0f rows/s)\n' "$t_raw_s
 printf 'cdc-mysql into change log:            %8.3f s (%.0f rows/s)\n' "$t_ours" "$(echo "$rows / $t_ours" | bc -l)"
 printf 'cdc-mysql decode only (discard):      %8.3f s (%.0f rows/s)\n' "$t_discard" "$(echo "$rows / $t_discard" | bc -l)"
 printf 'python-mysql-replication (rows):      %8.3f s (%.0f rows/s)\n' "$t_py" "$(echo "$rows / $t_py" | bc -l)"
+printf 'bytes written: raw copy %.1f MB, change log %.1f MB (%.0f bytes a row)\n' \
+  "$(echo "$raw_bytes / 1000000" | bc -l)" "$(echo "$log_bytes / 1000000" | bc -l)" \
+  "$(echo "$log_bytes / $rows" | bc -l)"
 printf 'ratio cdc-mysql vs raw copy:          %8.2fx (target >= 0.9x)\n' "$(echo "$t_raw / $t_ours" | bc -l)"
 printf 'ratio cdc-mysql vs raw copy + fsync:  %8.2fx (both durable)\n' "$(echo "$t_raw_sync / $t_ours" | bc -l)"
 printf 'ratio decode-only vs raw copy:        %8.2fx\n' "$(echo "$t_raw / $t_discard" | bc -l)"
