@@ -70,10 +70,7 @@ pub async fn current_position(
     conn: &mut Conn,
     is_mariadb: bool,
 ) -> Result<(String, u64, Option<String>)> {
-    let row: Option<mysql_async::Row> = conn
-        .query_first("SHOW MASTER STATUS")
-        .await
-        .map_err(|e| Error::mysql("reading SHOW MASTER STATUS", e))?;
+    let row = master_status(conn, is_mariadb).await?;
     let row = row.ok_or(Error::Setting {
         variable: "log_bin",
         actual: "OFF".into(),
@@ -93,6 +90,22 @@ pub async fn current_position(
             .filter(|s| !s.is_empty())
     };
     Ok((file, pos, gtid.map(|g| g.split_whitespace().collect())))
+}
+
+/// The row of `SHOW BINARY LOG STATUS` (MySQL 8.2 and later; 8.4 removed the
+/// old name) or `SHOW MASTER STATUS` (MySQL 8.0 and MariaDB, whose parser
+/// refuses the new name with a syntax error).
+async fn master_status(conn: &mut Conn, is_mariadb: bool) -> Result<Option<mysql_async::Row>> {
+    const SYNTAX_ERROR: u16 = 1064;
+    if !is_mariadb {
+        match conn.query_first("SHOW BINARY LOG STATUS").await {
+            Err(mysql_async::Error::Server(e)) if e.code == SYNTAX_ERROR => {}
+            other => return other.map_err(|e| Error::mysql("reading SHOW BINARY LOG STATUS", e)),
+        }
+    }
+    conn.query_first("SHOW MASTER STATUS")
+        .await
+        .map_err(|e| Error::mysql("reading SHOW MASTER STATUS", e))
 }
 
 /// The binlog files the server still has, oldest first.
@@ -209,4 +222,29 @@ pub fn event_parts(event: &Event) -> (crate::binlog::event::EventHeader, &[u8]) 
         },
         event.data(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Password;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_binlog_status_falls_back_to_show_master_status_where_the_new_name_is_unknown() {
+        let db = cdc_testkit::MariaDb::start()
+            .unwrap_or_else(|e| panic!("MariaDB test server could not start: {e}"));
+        let config = MySqlConfig::new(
+            db.host(),
+            db.port(),
+            db.user(),
+            Password::new(db.password()),
+        );
+        let mut conn = connect(&config).await.unwrap();
+        let (file, pos, _) = current_position(&mut conn, true).await.unwrap();
+        // MariaDB's parser refuses SHOW BINARY LOG STATUS as MySQL 8.0's does.
+        let (mysql_file, mysql_pos, mysql_gtid) = current_position(&mut conn, false).await.unwrap();
+        assert_eq!((mysql_file, mysql_pos), (file, pos));
+        // Its SHOW MASTER STATUS has no Executed_Gtid_Set column.
+        assert_eq!(mysql_gtid, None);
+    }
 }
