@@ -67,7 +67,8 @@ pub struct MySqlConfig {
     #[serde(default = "default_port")]
     pub port: u16,
     /// User with REPLICATION SLAVE and REPLICATION CLIENT (MariaDB: BINLOG MONITOR)
-    /// and SELECT on the tables.
+    /// and SELECT on the tables; an initial snapshot on MySQL also needs RELOAD
+    /// (see [`SnapshotSync`](crate::snapshot::SnapshotSync)).
     pub user: String,
     /// The user's password.
     #[serde(default)]

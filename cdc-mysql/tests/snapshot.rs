@@ -2,10 +2,17 @@
 
 mod support;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
 use cdc_core::Source;
 use cdc_core::event::{ChangeKind, Record, TableName, Value};
-use cdc_mysql::snapshot::{ChunkReader, Snapshot};
+use cdc_mysql::snapshot::{ChunkReader, Snapshot, SnapshotSync};
 use cdc_mysql::{MySqlSource, StartFrom};
+use cdc_testkit::MariaDb;
+use mysql_async::prelude::Queryable;
 use support::*;
 
 const TABLE: &str = "CREATE TABLE test.snap (
@@ -125,4 +132,164 @@ async fn the_chunk_reader_reads_key_ranges_between_two_positions() {
         .await
         .unwrap();
     assert!(last.chunk.records.is_empty() && last.chunk.next.is_none());
+}
+
+/// A plain connection to database `test` of `db`.
+async fn connect(db: &MariaDb) -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(db.host())
+        .tcp_port(db.port())
+        .user(Some(db.user()))
+        .pass(Some(db.password()))
+        .db_name(Some("test"));
+    mysql_async::Conn::new(opts).await.expect("connects")
+}
+
+/// Opens a snapshot with `sync` while three writers commit one-row inserts as
+/// fast as they can, then streams from the snapshot's position up to a row
+/// committed after the writers stopped: every row must be in the snapshot or
+/// in the stream, and in only one of them, once.
+async fn snapshot_and_stream_hold_every_concurrent_commit_once(sync: SnapshotSync) {
+    let db = mariadb();
+    sql(&db, "CREATE TABLE test.race (id BIGINT PRIMARY KEY)");
+    let next = Arc::new(AtomicI64::new(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for _ in 0..3 {
+        let mut conn = connect(&db).await;
+        let (next, stop) = (next.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let id = next.fetch_add(1, Ordering::Relaxed);
+                conn.exec_drop("INSERT INTO race VALUES (?)", (id,))
+                    .await
+                    .expect("insert");
+            }
+        }));
+    }
+    while next.load(Ordering::Relaxed) < 200 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let cfg = config(&db, &["race"]);
+    let mut snapshot = Snapshot::begin_with(&cfg, sync).await.unwrap();
+    let schema = snapshot
+        .schema(&TableName::new("test", "race"))
+        .await
+        .unwrap();
+    let mut in_snapshot = BTreeSet::new();
+    let mut after = None;
+    loop {
+        let chunk = snapshot.chunk(&schema, after.as_ref(), 500).await.unwrap();
+        for r in &chunk.records {
+            let Record::Change(c) = r else {
+                panic!("{r:?}")
+            };
+            let Some(Value::Int(id)) = c.after.as_ref().unwrap().first() else {
+                panic!("{c:?}")
+            };
+            assert!(in_snapshot.insert(*id), "row {id} read twice");
+        }
+        match chunk.next {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    let position = snapshot.position().clone();
+    snapshot.finish().await.unwrap();
+    let seen_at_finish = next.load(Ordering::Relaxed);
+    while next.load(Ordering::Relaxed) < seen_at_finish + 200 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    // Every id taken was inserted; the sentinel commits after all of them.
+    let sentinel = next.load(Ordering::Relaxed);
+    sql(&db, &format!("INSERT INTO test.race VALUES ({sentinel})"));
+
+    let mut source = MySqlSource::new(cfg).unwrap();
+    source.start(Some(position)).await.unwrap();
+    let mut streamed = Vec::new();
+    while !streamed.contains(&sentinel) {
+        let batch = tokio::time::timeout(Duration::from_secs(30), source.next_batch())
+            .await
+            .expect("the sentinel row never arrived")
+            .unwrap()
+            .expect("stream ended");
+        for (_, kind, _, row) in changes(std::slice::from_ref(&batch)) {
+            assert_eq!(kind, ChangeKind::Insert);
+            let Some(Value::Int(id)) = row.as_ref().and_then(|r| r.first()) else {
+                panic!("{row:?}")
+            };
+            streamed.push(*id);
+        }
+    }
+    let doubled: Vec<_> = streamed
+        .iter()
+        .filter(|id| in_snapshot.contains(id))
+        .collect();
+    assert!(
+        doubled.is_empty(),
+        "rows both in the snapshot and streamed: {doubled:?}"
+    );
+    let streamed_set: BTreeSet<i64> = streamed.iter().copied().collect();
+    assert_eq!(streamed_set.len(), streamed.len(), "a row streamed twice");
+    let missing: Vec<i64> = (1..=sentinel)
+        .filter(|id| !in_snapshot.contains(id) && !streamed_set.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rows neither in the snapshot nor streamed: {missing:?}"
+    );
+    assert!(
+        in_snapshot.len() >= 200 && streamed.len() >= 200,
+        "{} rows in the snapshot, {} streamed",
+        in_snapshot.len(),
+        streamed.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_snapshot_position_splits_concurrent_commits_exactly() {
+    snapshot_and_stream_hold_every_concurrent_commit_once(SnapshotSync::Auto).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_under_the_global_read_lock_splits_concurrent_commits_exactly() {
+    // The path MySQL takes (it has no snapshot position), run on MariaDB.
+    snapshot_and_stream_hold_every_concurrent_commit_once(SnapshotSync::GlobalReadLock).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_snapshot_without_reload_names_the_privilege_and_leaves_no_lock() {
+    let db = mariadb();
+    sql(&db, "CREATE TABLE test.r (id INT PRIMARY KEY)");
+    sql(
+        &db,
+        &format!(
+            "CREATE USER 'noreload'@'%' IDENTIFIED BY '{}';
+             GRANT SELECT, BINLOG MONITOR ON *.* TO 'noreload'@'%'",
+            cdc_testkit::PASSWORD
+        ),
+    );
+    let mut cfg = config(&db, &["r"]);
+    cfg.user = "noreload".into();
+    let err = Snapshot::begin_with(&cfg, SnapshotSync::GlobalReadLock)
+        .await
+        .err()
+        .expect("FLUSH TABLES WITH READ LOCK needs RELOAD");
+    assert!(
+        matches!(
+            err,
+            cdc_mysql::Error::Privilege {
+                privilege: "RELOAD"
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("GRANT RELOAD"), "{err}");
+    // Writes still go through.
+    sql(&db, "INSERT INTO test.r VALUES (1)");
 }

@@ -114,6 +114,24 @@ async fn read_chunk(
     Ok(Chunk { records, next })
 }
 
+/// How [`Snapshot::begin_with`] matches the snapshot to a binlog position, so
+/// that streaming from that position misses and repeats nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SnapshotSync {
+    /// MariaDB: the snapshot's own binlog position
+    /// (`binlog_snapshot_file`/`_position`), with no lock. MySQL, which has no
+    /// such status: [`GlobalReadLock`](SnapshotSync::GlobalReadLock).
+    #[default]
+    Auto,
+    /// `FLUSH TABLES WITH READ LOCK` is held while the snapshot opens and the
+    /// position is read, so no transaction commits in between. Writes wait for
+    /// those milliseconds, or for up to 10 s (`lock_wait_timeout`) when the lock
+    /// queues behind a long-running statement. Needs the RELOAD privilege.
+    /// Where neither is acceptable (managed servers without RELOAD), backfill
+    /// with the [`ChunkReader`], which takes no lock.
+    GlobalReadLock,
+}
+
 /// An initial snapshot: one `START TRANSACTION WITH CONSISTENT SNAPSHOT` and
 /// the binlog position it matches. Stream from [`position`](Snapshot::position)
 /// afterwards and nothing is missed or doubled.
@@ -123,62 +141,23 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Opens the snapshot. MariaDB: `binlog_snapshot_file`/`_position` and the
-    /// GTID position there (`BINLOG_GTID_POS`); MySQL: `performance_schema.log_status`.
+    /// Opens the snapshot, matched to its position as [`SnapshotSync::Auto`] says.
     pub async fn begin(config: &MySqlConfig) -> Result<Snapshot> {
+        Self::begin_with(config, SnapshotSync::Auto).await
+    }
+
+    /// Opens the snapshot, matched to its position as `sync` says.
+    pub async fn begin_with(config: &MySqlConfig, sync: SnapshotSync) -> Result<Snapshot> {
         let (mut conn, is_mariadb) = session(config).await?;
         conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             .await
             .map_err(|e| Error::mysql("setting the isolation level", e))?;
-        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            .await
-            .map_err(|e| Error::mysql("starting the consistent snapshot", e))?;
-        let position = if is_mariadb {
-            let status: Vec<(String, String)> = conn
-                .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
-                .await
-                .map_err(|e| Error::mysql("reading binlog_snapshot_file/position", e))?;
-            let get = |name: &str| {
-                status
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.clone())
-            };
-            let file = get("binlog_snapshot_file").unwrap_or_default();
-            let pos: u64 = get("binlog_snapshot_position")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(4);
-            let gtid: Option<String> = conn
-                .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))
-                .await
-                .map_err(|e| Error::mysql("reading the snapshot's GTID position", e))?;
-            SourcePosition::MySql {
-                file: file.into(),
-                pos,
-                gtid: gtid.filter(|g| !g.is_empty()).map(Into::into),
+        let position = match (sync, is_mariadb) {
+            (SnapshotSync::Auto, true) => {
+                start_snapshot(&mut conn).await?;
+                mariadb_snapshot_position(&mut conn).await?
             }
-        } else {
-            let local: Option<String> = conn
-                .query_first("SELECT CAST(LOCAL AS CHAR) FROM performance_schema.log_status")
-                .await
-                .map_err(|e| {
-                    Error::mysql(
-                        "reading performance_schema.log_status (needs BACKUP_ADMIN)",
-                        e,
-                    )
-                })?;
-            let v: serde_json::Value =
-                serde_json::from_str(&local.unwrap_or_default()).unwrap_or_default();
-            let file = v["binary_log_file"].as_str().unwrap_or_default().to_owned();
-            let pos = v["binary_log_position"].as_u64().unwrap_or(4);
-            let gtid = v["gtid_executed"]
-                .as_str()
-                .map(|g| g.split_whitespace().collect::<String>());
-            SourcePosition::MySql {
-                file: file.into(),
-                pos,
-                gtid: gtid.filter(|g| !g.is_empty()).map(Into::into),
-            }
+            _ => locked_snapshot(&mut conn, is_mariadb).await?,
         };
         Ok(Snapshot { conn, position })
     }
@@ -215,6 +194,80 @@ impl Snapshot {
             .await
             .map_err(|e| Error::mysql("ending the snapshot", e))
     }
+}
+
+async fn start_snapshot(conn: &mut Conn) -> Result<()> {
+    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        .await
+        .map_err(|e| Error::mysql("starting the consistent snapshot", e))
+}
+
+/// MariaDB's position of the snapshot this session's transaction holds, with
+/// the GTID state there.
+async fn mariadb_snapshot_position(conn: &mut Conn) -> Result<SourcePosition> {
+    let status: Vec<(String, String)> = conn
+        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+        .await
+        .map_err(|e| Error::mysql("reading binlog_snapshot_file/position", e))?;
+    let get = |name: &str| {
+        status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let file = get("binlog_snapshot_file").unwrap_or_default();
+    let pos: u64 = get("binlog_snapshot_position")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(4);
+    let gtid: Option<String> = conn
+        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))
+        .await
+        .map_err(|e| Error::mysql("reading the snapshot's GTID position", e))?;
+    Ok(SourcePosition::MySql {
+        file: file.into(),
+        pos,
+        gtid: gtid.filter(|g| !g.is_empty()).map(Into::into),
+    })
+}
+
+/// Opens the snapshot and reads the position under `FLUSH TABLES WITH READ
+/// LOCK`, which waits for commits in progress and holds off new ones; the lock
+/// is released before returning, whatever happened. `UNLOCK TABLES` does not
+/// end the snapshot transaction (no `LOCK TABLES` was taken).
+async fn locked_snapshot(conn: &mut Conn, is_mariadb: bool) -> Result<SourcePosition> {
+    const ACCESS_DENIED: [u16; 2] = [1045, 1227];
+    conn.query_drop("SET SESSION lock_wait_timeout = 10")
+        .await
+        .map_err(|e| Error::mysql("setting lock_wait_timeout", e))?;
+    conn.query_drop("FLUSH TABLES WITH READ LOCK")
+        .await
+        .map_err(|e| match &e {
+            mysql_async::Error::Server(s) if ACCESS_DENIED.contains(&s.code) => Error::Privilege {
+                privilege: "RELOAD",
+            },
+            _ => Error::mysql(
+                "taking the global read lock for the snapshot (a long-running statement \
+                 holds it off for lock_wait_timeout; retry when it is done)",
+                e,
+            ),
+        })?;
+    let opened = async {
+        start_snapshot(conn).await?;
+        let (file, pos, gtid) = stream::current_position(conn, is_mariadb).await?;
+        Ok(SourcePosition::MySql {
+            file: file.into(),
+            pos,
+            gtid: gtid.map(Into::into),
+        })
+    }
+    .await;
+    let released = conn
+        .query_drop("UNLOCK TABLES")
+        .await
+        .map_err(|e| Error::mysql("releasing the global read lock", e));
+    let position = opened?;
+    released?;
+    Ok(position)
 }
 
 /// A chunk read for ad-hoc backfills, with the binlog positions read just
