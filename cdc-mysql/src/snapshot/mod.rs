@@ -233,13 +233,15 @@ async fn mariadb_snapshot_position(conn: &mut Conn) -> Result<SourcePosition> {
 /// Opens the snapshot and reads the position under `FLUSH TABLES WITH READ
 /// LOCK`, which waits for commits in progress and holds off new ones; the lock
 /// is released before returning, whatever happened. `UNLOCK TABLES` does not
-/// end the snapshot transaction (no `LOCK TABLES` was taken).
+/// end the snapshot transaction (no `LOCK TABLES` was taken). As mysqldump
+/// does, a plain `FLUSH LOCAL TABLES` first waits out long-running statements
+/// without blocking writes, so the lock itself is held only for moments.
 async fn locked_snapshot(conn: &mut Conn, is_mariadb: bool) -> Result<SourcePosition> {
     const ACCESS_DENIED: [u16; 2] = [1045, 1227];
     conn.query_drop("SET SESSION lock_wait_timeout = 10")
         .await
         .map_err(|e| Error::mysql("setting lock_wait_timeout", e))?;
-    conn.query_drop("FLUSH TABLES WITH READ LOCK")
+    conn.query_drop("FLUSH LOCAL TABLES; FLUSH TABLES WITH READ LOCK")
         .await
         .map_err(|e| match &e {
             mysql_async::Error::Server(s) if ACCESS_DENIED.contains(&s.code) => Error::Privilege {
