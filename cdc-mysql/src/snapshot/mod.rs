@@ -263,8 +263,9 @@ async fn locked_snapshot(conn: &mut Conn, is_mariadb: bool) -> Result<SourcePosi
         })
     }
     .await;
+    // The timeout was for the lock only: chunk reads wait as any query does.
     let released = conn
-        .query_drop("UNLOCK TABLES")
+        .query_drop("UNLOCK TABLES; SET SESSION lock_wait_timeout = DEFAULT")
         .await
         .map_err(|e| Error::mysql("releasing the global read lock", e));
     let position = opened?;
