@@ -47,6 +47,22 @@ pub enum Error {
         /// The server's message.
         detail: String,
     },
+    /// An XA transaction was committed whose `XA PREPARE` lies before the
+    /// position this reader started from, so its changes are not in the
+    /// stream. Retrying does not help.
+    #[error(
+        "XA transaction {xid} committed at {file}:{pos} was prepared before this reader's start \
+         position, so its changes were not read: re-backfill the tables it changed, or restart \
+         from a position before its XA PREPARE"
+    )]
+    XaPreparedBeforeStart {
+        /// The XID as the server wrote it.
+        xid: String,
+        /// Binlog file of the `XA COMMIT`.
+        file: String,
+        /// Its position.
+        pos: u64,
+    },
     /// Another replica uses our server id; pick a unique `server_id` in the config.
     #[error("server id {server_id} is already used by another replica; set a unique server_id")]
     ServerIdClash {

@@ -41,6 +41,9 @@ pub enum ResumeBy {
 /// the source reconnects by itself and resumes right after the last complete
 /// transaction it decoded, so nothing is lost or repeated; after an error that
 /// ends the stream, the caller restarts from the log's last durable position.
+/// A two-phase XA transaction is delivered at its `XA COMMIT`, in commit order.
+/// A reader started between an `XA PREPARE` and its commit cannot deliver that
+/// transaction, and says so with [`Error::XaPreparedBeforeStart`].
 pub struct MySqlSource {
     config: MySqlConfig,
     resume_by: ResumeBy,
@@ -177,10 +180,13 @@ impl MySqlSource {
         let SourcePosition::MySql { file, pos, gtid } = &position else {
             return Err(Error::Position(format!("{position:?}")));
         };
-        self.decoder = new_decoder(&self.config, self.filter.clone());
-        self.decoder
+        let mut decoder = new_decoder(&self.config, self.filter.clone());
+        decoder
             .set_position(file, *pos, gtid.as_deref())
             .map_err(Error::Position)?;
+        // XA transactions prepared earlier in this stream are committed later in it.
+        decoder.continue_prepared_xa(&mut self.decoder);
+        self.decoder = decoder;
         tracing::info!(
             server_id = self.config.server_id,
             ?start,

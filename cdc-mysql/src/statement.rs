@@ -1,5 +1,6 @@
 //! The little SQL reading the decoder needs from QUERY events: the statement's
-//! first word (BEGIN, COMMIT, DDL) and the table of a TRUNCATE.
+//! first word (BEGIN, COMMIT, DDL), the table of a TRUNCATE and the verb and
+//! XID of an XA statement.
 
 use cdc_core::event::TableName;
 
@@ -70,6 +71,71 @@ fn split_ident(name: &str) -> Vec<String> {
     parts
 }
 
+/// What an XA statement in the binlog does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Xa {
+    /// `XA COMMIT xid` of a transaction prepared earlier; the XID in the
+    /// form of [`xid_text`].
+    Commit(String),
+    /// `XA ROLLBACK xid` of a transaction prepared earlier.
+    Rollback(String),
+    /// `XA START`, `XA END`, `XA COMMIT ... ONE PHASE` (which has no prepare)
+    /// and the rest: nothing to do.
+    Other,
+}
+
+/// Reads an XA statement. The server writes the XID as `X'gtrid',X'bqual',format`
+/// in hexadecimal, whatever form the client used.
+pub fn xa_statement(sql: &str) -> Option<Xa> {
+    let sql = strip_comments(sql).trim().trim_end_matches(';').trim_end();
+    let (word, rest) = sql.split_once(char::is_whitespace)?;
+    if !word.eq_ignore_ascii_case("XA") {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let (verb, xid) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let xid = xid.trim();
+    let one_phase = xid.to_ascii_uppercase().ends_with("ONE PHASE");
+    Some(match verb.to_ascii_uppercase().as_str() {
+        "COMMIT" if !one_phase => Xa::Commit(normalized_xid(xid)),
+        "ROLLBACK" => Xa::Rollback(normalized_xid(xid)),
+        _ => Xa::Other,
+    })
+}
+
+/// An XID as one text: `X'gtrid',X'bqual',format` with lower-case hex digits.
+pub fn xid_text(format_id: i64, gtrid: &[u8], bqual: &[u8]) -> String {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!("X'{}',X'{}',{format_id}", hex(gtrid), hex(bqual))
+}
+
+/// The XID of a statement in [`xid_text`] form; text in another form is
+/// kept as written.
+fn normalized_xid(xid: &str) -> String {
+    let parts: Vec<&str> = xid.split(',').map(str::trim).collect();
+    let hex = |p: &str| -> Option<Vec<u8>> {
+        let digits = p
+            .strip_prefix(['X', 'x'])?
+            .strip_prefix('\'')?
+            .strip_suffix('\'')?;
+        if !digits.len().is_multiple_of(2) {
+            return None;
+        }
+        (0..digits.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok())
+            .collect()
+    };
+    let parsed = match parts.as_slice() {
+        [g, b, f] => hex(g).zip(hex(b)).zip(f.parse::<i64>().ok()),
+        _ => None,
+    };
+    match parsed {
+        Some(((gtrid, bqual), format_id)) => xid_text(format_id, &gtrid, &bqual),
+        None => xid.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +157,27 @@ mod tests {
             truncated_table("truncate t", "d"),
             Some(TableName::new("d", "t"))
         );
+    }
+
+    #[test]
+    fn xa_statements_name_the_xid_in_one_form() {
+        let xid = "X'7a31',X'',1";
+        assert_eq!(xid_text(1, b"z1", b""), xid);
+        assert_eq!(
+            xa_statement("XA COMMIT X'7A31',X'',1"),
+            Some(Xa::Commit(xid.into()))
+        );
+        assert_eq!(
+            xa_statement("xa rollback X'7a31' , X'' , 1;"),
+            Some(Xa::Rollback(xid.into()))
+        );
+        assert_eq!(xa_statement("XA COMMIT 'a' ONE PHASE"), Some(Xa::Other));
+        assert_eq!(xa_statement("XA START X'7a31',X'',1"), Some(Xa::Other));
+        assert_eq!(
+            xa_statement("XA COMMIT 'a'"),
+            Some(Xa::Commit("'a'".into()))
+        );
+        assert_eq!(xa_statement("XACT"), None);
+        assert_eq!(xa_statement("INSERT INTO xa VALUES (1)"), None);
     }
 }

@@ -210,3 +210,26 @@ fn fixtures_can_seed_the_fuzz_corpus() {
         std::fs::write(format!("{dir}/mariadb"), &file[4..]).unwrap();
     }
 }
+
+#[test]
+fn a_table_first_mapped_by_a_transaction_without_changes_still_has_its_schema_logged_first() {
+    let mut w = BinlogWriter::new("10.11.6-MariaDB-log", true);
+    // Mapped, no rows (as a statement that matched nothing can log).
+    w.mariadb_gtid(0, 1, false);
+    w.query("shop", "BEGIN");
+    w.table_map(70, "shop", "items", &columns());
+    w.xid(1);
+    w.mariadb_gtid(0, 2, false);
+    w.query("shop", "BEGIN");
+    w.table_map(70, "shop", "items", &columns());
+    w.rows(kind::WRITE_ROWS, 70, 4, &[image(1, 1, "1.00", None)]);
+    w.xid(2);
+    let (batches, _) = decode_bytes(&w.finish(), true).unwrap();
+    let records: Vec<&Record> = batches.iter().flat_map(|b| &b.records).collect();
+    let schema_at = records.iter().position(|r| matches!(r, Record::Schema(_)));
+    let change_at = records.iter().position(|r| matches!(r, Record::Change(_)));
+    assert!(
+        matches!((schema_at, change_at), (Some(s), Some(c)) if s < c),
+        "{records:?}"
+    );
+}

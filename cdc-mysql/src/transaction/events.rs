@@ -79,7 +79,8 @@ impl Decoder {
             }
             "COMMIT" => self.commit(h, out)?,
             "ROLLBACK" if !sql.to_ascii_uppercase().contains(" TO ") => self.txn = None,
-            "SAVEPOINT" | "ROLLBACK" | "XA" => {}
+            "SAVEPOINT" | "ROLLBACK" => {}
+            "XA" => self.on_xa(h, &sql, out)?,
             _ => {
                 // DDL or another statement that is a group of its own. The schema of
                 // an altered table is re-emitted at its next TABLE_MAP, whose

@@ -4,13 +4,16 @@
 //! The decoder is fed events one at a time, from the live stream or a file, and
 //! is the single place that knows event order: GTID or `BEGIN` opens a
 //! transaction, TABLE_MAP and rows events add changes, XID or `COMMIT` (or the
-//! statement itself for a standalone DDL group) closes it. A transaction larger
-//! than `transaction_chunk_bytes` is spilled to disk and handed out in parts
-//! (see [`open`]): after a `feed` that completes one, drain
+//! statement itself for a standalone DDL group) closes it. An XA transaction
+//! is kept at its `XA PREPARE` and emitted at its `XA COMMIT`, in that
+//! commit's place and with its GTID, or dropped at `XA ROLLBACK` (see [`xa`]).
+//! A transaction larger than `transaction_chunk_bytes` is spilled to disk and
+//! handed out in parts (see [`open`]): after a `feed` that completes one, drain
 //! [`Decoder::next_part`] before feeding more.
 
 mod events;
 mod open;
+mod xa;
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -56,6 +59,12 @@ pub struct DecodeStats {
 pub enum FeedError {
     /// The event bytes are malformed or unsupported.
     Decode(DecodeError),
+    /// An `XA COMMIT` for a transaction whose `XA PREPARE` this decoder did
+    /// not see: it was prepared before the position reading started from.
+    XaNotPrepared {
+        /// The XID as the server wrote it.
+        xid: String,
+    },
     /// The spill file of a large transaction could not be written or read.
     Spill {
         /// The spill directory.
@@ -85,6 +94,11 @@ impl FeedError {
     pub fn into_error(self, file: &str, pos: u64) -> Error {
         match self {
             FeedError::Decode(e) => Error::malformed(file, pos, e.0),
+            FeedError::XaNotPrepared { xid } => Error::XaPreparedBeforeStart {
+                xid,
+                file: file.to_owned(),
+                pos,
+            },
             FeedError::Spill { dir, source } => Error::Spill { dir, source },
         }
     }
@@ -94,6 +108,9 @@ impl std::fmt::Display for FeedError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FeedError::Decode(e) => write!(f, "{e}"),
+            FeedError::XaNotPrepared { xid } => {
+                write!(f, "XA COMMIT of {xid}, whose XA PREPARE was not seen")
+            }
             FeedError::Spill { dir, source } => {
                 write!(f, "spill file in {}: {source}", dir.display())
             }
@@ -154,6 +171,8 @@ pub struct Decoder {
     mysql: GtidSet,
     flavor: Flavor,
     txn: Option<OpenTxn>,
+    /// XA transactions prepared and not yet committed or rolled back, by XID.
+    prepared: HashMap<String, OpenTxn>,
     expand_payloads: bool,
     last_emit_ts: u32,
     stats: DecodeStats,
@@ -189,6 +208,7 @@ impl Decoder {
             mysql: GtidSet::default(),
             flavor: Flavor::Unknown,
             txn: None,
+            prepared: HashMap::new(),
             expand_payloads,
             last_emit_ts: 0,
             stats: DecodeStats::default(),
@@ -421,8 +441,8 @@ impl Decoder {
             | kind::ROWS_QUERY
             | kind::TRANSACTION_CONTEXT
             | kind::VIEW_CHANGE
-            | kind::XA_PREPARE
             | kind::MARIADB_START_ENCRYPTION => {}
+            kind::XA_PREPARE => self.on_xa_prepare(h, data, out)?,
             _ => self.stats.unknown_events += 1,
         }
         Ok(())
@@ -442,7 +462,7 @@ impl Decoder {
             // Nothing for our tables: advance the position now and then so an idle
             // reader of busy unrelated tables does not fall far behind.
             if !txn.schemas.is_empty() || h.timestamp > self.last_emit_ts {
-                self.heartbeat(h, out);
+                self.heartbeat_with(h, txn.schemas, out);
             }
             return Ok(());
         }
@@ -474,16 +494,27 @@ impl Decoder {
     }
 
     fn heartbeat(&mut self, h: &EventHeader, out: &mut Vec<SourceBatch>) {
+        self.heartbeat_with(h, Vec::new(), out);
+    }
+
+    /// A heartbeat at the current position, after `schemas`: the schemas that
+    /// a group without changes brought are still logged before any change
+    /// that uses them (the cache counts them as emitted).
+    fn heartbeat_with(
+        &mut self,
+        h: &EventHeader,
+        schemas: Vec<Record>,
+        out: &mut Vec<SourceBatch>,
+    ) {
         let position = self.position();
         self.last_emit_ts = h.timestamp;
         self.emitted = position.clone();
-        out.push(SourceBatch {
-            records: vec![Record::Heartbeat(Heartbeat {
-                position: position.clone(),
-                time_micros: i64::from(h.timestamp) * 1_000_000,
-            })],
-            position,
-        });
+        let mut records = schemas;
+        records.push(Record::Heartbeat(Heartbeat {
+            position: position.clone(),
+            time_micros: i64::from(h.timestamp) * 1_000_000,
+        }));
+        out.push(SourceBatch { records, position });
     }
 }
 
