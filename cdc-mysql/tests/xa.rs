@@ -212,3 +212,28 @@ async fn live_xa_transactions_arrive_at_their_commit_and_a_restart_after_a_prepa
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_prepared_before_a_reconnect_arrives_at_its_commit_after_it() {
+    let mut db = support::mariadb();
+    support::sql(&db, "CREATE TABLE test.xa (id INT PRIMARY KEY)");
+    let mut source = MySqlSource::new(support::config(&db, &["xa"])).unwrap();
+    source.start(None).await.unwrap();
+    support::sql(
+        &db,
+        "XA START 'r'; INSERT INTO test.xa VALUES (1); XA END 'r'; XA PREPARE 'r'",
+    );
+    support::sql(&db, "INSERT INTO test.xa VALUES (2)");
+    let before = support::transactions(&mut source, 1).await;
+    // The server keeps the prepared transaction over its restart; the source
+    // reconnects by itself, after row 2.
+    db.restart().expect("restart MariaDB");
+    support::sql(&db, "XA COMMIT 'r'");
+    let after = support::transactions(&mut source, 1).await;
+    let ids: Vec<_> = support::changes(&before)
+        .into_iter()
+        .chain(support::changes(&after))
+        .map(|(_, _, _, row)| row.unwrap()[0].clone())
+        .collect();
+    assert_eq!(ids, [2, 1].map(Value::Int));
+}
