@@ -70,9 +70,9 @@ impl Decoder {
             return Err(DecodeError::new("XA_PREPARE event with an XID over 64 bytes").into());
         }
         let xid = xid_text(format_id, c.take(gtrid_len)?, c.take(bqual_len)?);
-        let Some(mut txn) = self.txn.take() else {
-            return Ok(());
-        };
+        // Kept even when empty, so that its commit is not taken for one
+        // whose prepare was missed.
+        let mut txn = self.txn.take().unwrap_or_default();
         // The prepare's GTID is in the server's binlog state from now on.
         if let Some(g) = txn.maria.take() {
             self.maria.apply(g);
