@@ -145,14 +145,7 @@ impl MySqlSource {
         let position = match position {
             Some(p) => p,
             None => match self.config.start_from {
-                StartFrom::Current => {
-                    let (file, pos, gtid) = stream::current_position(&mut conn, is_mariadb).await?;
-                    SourcePosition::MySql {
-                        file: file.into(),
-                        pos,
-                        gtid: gtid.map(Into::into),
-                    }
-                }
+                StartFrom::Current => stream::current_position(&mut conn, is_mariadb).await?,
                 StartFrom::Earliest => {
                     let files = stream::binlog_files(&mut conn).await?;
                     let file = files.into_iter().next().unwrap_or_default();

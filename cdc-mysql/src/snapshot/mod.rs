@@ -255,12 +255,7 @@ async fn locked_snapshot(conn: &mut Conn, is_mariadb: bool) -> Result<SourcePosi
         })?;
     let opened = async {
         start_snapshot(conn).await?;
-        let (file, pos, gtid) = stream::current_position(conn, is_mariadb).await?;
-        Ok(SourcePosition::MySql {
-            file: file.into(),
-            pos,
-            gtid: gtid.map(Into::into),
-        })
+        stream::current_position(conn, is_mariadb).await
     }
     .await;
     // The timeout was for the lock only: chunk reads wait as any query does.
@@ -310,12 +305,7 @@ impl ChunkReader {
     }
 
     async fn position(&mut self) -> Result<SourcePosition> {
-        let (file, pos, gtid) = stream::current_position(&mut self.conn, self.is_mariadb).await?;
-        Ok(SourcePosition::MySql {
-            file: file.into(),
-            pos,
-            gtid: gtid.map(Into::into),
-        })
+        stream::current_position(&mut self.conn, self.is_mariadb).await
     }
 
     /// Reads the chunk after `after` between two position reads.

@@ -7,6 +7,7 @@
 
 mod catalog;
 
+use cdc_core::event::SourcePosition;
 use mysql_async::binlog::events::Event;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
@@ -65,11 +66,8 @@ fn tls_failure(e: &mysql_async::Error) -> Option<String> {
     }
 }
 
-/// The server's current binlog file, position and GTID state.
-pub async fn current_position(
-    conn: &mut Conn,
-    is_mariadb: bool,
-) -> Result<(String, u64, Option<String>)> {
+/// The server's current binlog file, position and GTID state, as a position.
+pub async fn current_position(conn: &mut Conn, is_mariadb: bool) -> Result<SourcePosition> {
     let row = master_status(conn, is_mariadb).await?;
     let row = row.ok_or(Error::Setting {
         variable: "log_bin",
@@ -89,7 +87,11 @@ pub async fn current_position(
             .and_then(Result::ok)
             .filter(|s| !s.is_empty())
     };
-    Ok((file, pos, gtid.map(|g| g.split_whitespace().collect())))
+    Ok(SourcePosition::MySql {
+        file: file.into(),
+        pos,
+        gtid: gtid.map(|g| g.split_whitespace().collect::<String>().into()),
+    })
 }
 
 /// The row of `SHOW BINARY LOG STATUS` (MySQL 8.2 and later; 8.4 removed the
@@ -240,11 +242,21 @@ mod tests {
             Password::new(db.password()),
         );
         let mut conn = connect(&config).await.unwrap();
-        let (file, pos, _) = current_position(&mut conn, true).await.unwrap();
+        let SourcePosition::MySql { file, pos, .. } =
+            current_position(&mut conn, true).await.unwrap()
+        else {
+            panic!("not a MySQL position")
+        };
         // MariaDB's parser refuses SHOW BINARY LOG STATUS as MySQL 8.0's does.
-        let (mysql_file, mysql_pos, mysql_gtid) = current_position(&mut conn, false).await.unwrap();
-        assert_eq!((mysql_file, mysql_pos), (file, pos));
+        let mysql = current_position(&mut conn, false).await.unwrap();
         // Its SHOW MASTER STATUS has no Executed_Gtid_Set column.
-        assert_eq!(mysql_gtid, None);
+        assert_eq!(
+            mysql,
+            SourcePosition::MySql {
+                file,
+                pos,
+                gtid: None
+            }
+        );
     }
 }
