@@ -142,26 +142,25 @@ fn a_commit_whose_prepare_was_not_read_is_an_error_naming_the_xid() {
         "{err}"
     );
     assert!(err.to_string().contains("re-backfill"), "{err}");
+    // Decoded without error, and only the plain transaction after `xa` holds rows.
+    let only_row_5_after = |xa: &dyn Fn(&mut BinlogWriter)| {
+        let mut w = BinlogWriter::new("8.0.36", true);
+        xa(&mut w);
+        plain(&mut w, 5, 5);
+        let (batches, _) = decode_bytes(&w.finish(), true).unwrap();
+        assert_eq!(
+            ids_and_txids(&batches),
+            vec![(vec![5], format!("{UUID}:5"))]
+        );
+    };
     // A prepare seen without its group (the file starts inside it) still
     // matches its commit.
-    let mut w = BinlogWriter::new("8.0.36", true);
-    w.event(kind::XA_PREPARE, &xa_prepare(false, "x1"));
-    statement(&mut w, 4, &format!("XA COMMIT {XID}"));
-    plain(&mut w, 5, 5);
-    let (batches, _) = decode_bytes(&w.finish(), true).unwrap();
-    assert_eq!(
-        ids_and_txids(&batches),
-        vec![(vec![5], format!("{UUID}:5"))]
-    );
+    only_row_5_after(&|w| {
+        w.event(kind::XA_PREPARE, &xa_prepare(false, "x1"));
+        statement(w, 4, &format!("XA COMMIT {XID}"));
+    });
     // A rollback of an unseen prepare loses nothing and is no error.
-    let mut w = BinlogWriter::new("8.0.36", true);
-    statement(&mut w, 4, &format!("XA ROLLBACK {XID}"));
-    plain(&mut w, 5, 5);
-    let (batches, _) = decode_bytes(&w.finish(), true).unwrap();
-    assert_eq!(
-        ids_and_txids(&batches),
-        vec![(vec![5], format!("{UUID}:5"))]
-    );
+    only_row_5_after(&|w| statement(w, 4, &format!("XA ROLLBACK {XID}")));
 }
 
 #[tokio::test(flavor = "multi_thread")]
