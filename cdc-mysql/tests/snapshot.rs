@@ -50,7 +50,7 @@ async fn a_consistent_snapshot_reads_composite_key_chunks_equal_to_the_binlog_an
         for r in &chunk.records {
             let Record::Change(c) = r else { panic!() };
             assert_eq!(c.kind, ChangeKind::SnapshotRead);
-            assert_eq!(&c.position, snapshot.position());
+            assert_eq!(c.position, snapshot.position().without_gtid());
             rows.push(c.after.clone().unwrap());
         }
         match chunk.next {
@@ -112,6 +112,7 @@ async fn the_chunk_reader_reads_key_ranges_between_two_positions() {
         .iter()
         .map(|r| match r {
             Record::Change(c) => {
+                assert_eq!(c.position, second.high.without_gtid());
                 let a = c.after.as_ref().unwrap();
                 (a[0].clone(), a[1].clone())
             }

@@ -53,6 +53,9 @@ pub struct Change {
     /// Row image after the change.
     pub after: Option<Row>,
     /// Position of the transaction this change belongs to (its commit position).
+    /// MySQL and MariaDB changes carry it [without the GTID
+    /// state](SourcePosition::without_gtid), which is on the transaction's
+    /// [`Begin`] and [`Commit`].
     pub position: SourcePosition,
     /// Source transaction id: PostgreSQL xid, MySQL/MariaDB GTID, if any.
     pub txid: Option<SharedStr>,

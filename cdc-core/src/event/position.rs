@@ -57,6 +57,24 @@ impl SourcePosition {
         matches!(self, SourcePosition::None)
     }
 
+    /// This position without the MySQL GTID state (the same position for other
+    /// sources): what the changes of a MySQL transaction carry.
+    ///
+    /// The binlog file and byte position order changes on their own. The GTID
+    /// state is the whole executed set, which on MySQL holds a UUID for every
+    /// server that ever took writes, so it is stored once per transaction, on its
+    /// `Begin` and `Commit`, where a reader resumes from.
+    pub fn without_gtid(&self) -> SourcePosition {
+        match self {
+            SourcePosition::MySql { file, pos, .. } => SourcePosition::MySql {
+                file: file.clone(),
+                pos: *pos,
+                gtid: None,
+            },
+            other => other.clone(),
+        }
+    }
+
     /// Orders two positions of the same source, or `None` when they cannot be
     /// compared (different kinds, or MySQL files of different base names).
     ///
@@ -130,6 +148,19 @@ mod tests {
             Some(Ordering::Greater)
         );
         assert_eq!(mysql("a.000001", 4).compare(&mysql("b.000001", 4)), None);
+    }
+
+    #[test]
+    fn without_gtid_keeps_what_orders_a_mysql_position() {
+        let full = SourcePosition::MySql {
+            file: "bin.000010".into(),
+            pos: 4,
+            gtid: Some("0-1-100".into()),
+        };
+        assert_eq!(full.without_gtid(), mysql("bin.000010", 4));
+        assert_eq!(full.without_gtid().compare(&full), Some(Ordering::Equal));
+        let pg = SourcePosition::Postgres { lsn: 7 };
+        assert_eq!(pg.without_gtid(), pg);
     }
 
     #[test]

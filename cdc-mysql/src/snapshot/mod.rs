@@ -50,7 +50,8 @@ async fn session(config: &MySqlConfig) -> Result<(Conn, bool)> {
     Ok((conn, version.unwrap_or_default().contains("MariaDB")))
 }
 
-/// Reads one chunk of `schema`'s table after `after`, as changes stamped with `position`.
+/// Reads one chunk of `schema`'s table after `after`, as changes stamped with
+/// `position` (without its GTID state).
 async fn read_chunk(
     conn: &mut Conn,
     schema: &TableSchema,
@@ -67,6 +68,8 @@ async fn read_chunk(
             ),
         });
     }
+    // Changes carry the position without the GTID state, as streamed ones do.
+    let position = position.without_gtid();
     let select: Vec<String> = schema.columns.iter().map(value::select_expr).collect();
     let keys: Vec<String> = schema.key_columns().map(|c| quote(&c.name)).collect();
     let key_list = keys.join(", ");
@@ -277,7 +280,7 @@ pub struct BackfillChunk {
     pub low: SourcePosition,
     /// Binlog position read after it.
     pub high: SourcePosition,
-    /// The rows, stamped with `high`.
+    /// The rows, stamped with `high` without its GTID state.
     pub chunk: Chunk,
 }
 
@@ -320,9 +323,10 @@ impl ChunkReader {
         let mut chunk =
             read_chunk(&mut self.conn, schema, after, limit.max(1), &placeholder).await?;
         let high = self.position().await?;
+        let stamped = high.without_gtid();
         for r in &mut chunk.records {
             if let Record::Change(c) = r {
-                c.position = high.clone();
+                c.position = stamped.clone();
             }
         }
         Ok(BackfillChunk { low, high, chunk })

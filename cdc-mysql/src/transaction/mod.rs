@@ -467,11 +467,8 @@ impl Decoder {
             return Ok(());
         }
         let position = self.position();
-        let stamp = Stamp {
-            txid: txn.txid.clone(),
-            position: position.clone(),
-            time: i64::from(h.timestamp) * 1_000_000,
-        };
+        let time = i64::from(h.timestamp) * 1_000_000;
+        let stamp = Stamp::new(txn.txid.clone(), position.clone(), time);
         let previous = std::mem::replace(&mut self.emitted, position);
         self.stats.transactions += 1;
         self.last_emit_ts = h.timestamp;
@@ -487,7 +484,7 @@ impl Decoder {
                         out.push(part);
                     }
                 }
-                self.parts = Some(parts);
+                self.parts = Some(*parts);
             }
         }
         Ok(())

@@ -151,13 +151,13 @@ impl OpenTxn {
         for change in self.changes.drain(..) {
             spill.push(&change)?;
         }
-        Ok(Finished::Split(Parts {
+        Ok(Finished::Split(Box::new(Parts {
             reader: spill.finish()?,
             stamp,
             previous,
             begun: false,
             done: false,
-        }))
+        })))
     }
 
     fn whole(self, stamp: Stamp) -> SourceBatch {
@@ -191,11 +191,25 @@ impl OpenTxn {
 #[derive(Debug, Clone)]
 pub(super) struct Stamp {
     pub txid: Option<SharedStr>,
+    /// The commit position, with the GTID state: on `Begin`, `Commit` and the batch.
     pub position: SourcePosition,
+    /// The commit position without the GTID state: on each change (see
+    /// [`SourcePosition::without_gtid`]).
+    change_position: SourcePosition,
     pub time: i64,
 }
 
 impl Stamp {
+    /// The stamp of a transaction committing at `position` at `time` (microseconds).
+    pub fn new(txid: Option<SharedStr>, position: SourcePosition, time: i64) -> Self {
+        Stamp {
+            txid,
+            change_position: position.without_gtid(),
+            position,
+            time,
+        }
+    }
+
     fn begin(&self) -> Begin {
         Begin {
             txid: self.txid.clone(),
@@ -215,7 +229,7 @@ impl Stamp {
     #[inline]
     fn apply(&self, record: &mut Record) {
         if let Record::Change(c) = record {
-            c.position = self.position.clone();
+            c.position = self.change_position.clone();
             c.txid = self.txid.clone();
             c.commit_time_micros = self.time;
         }
@@ -228,7 +242,7 @@ pub(super) enum Finished {
     /// Small enough for one batch.
     Whole(SourceBatch),
     /// Spilled: read back in parts.
-    Split(Parts),
+    Split(Box<Parts>),
 }
 
 /// The parts of a committed, spilled transaction, read back one at a time.
@@ -298,15 +312,15 @@ mod tests {
     }
 
     fn stamp() -> Stamp {
-        Stamp {
-            txid: Some("0-1-7".into()),
-            position: SourcePosition::MySql {
+        Stamp::new(
+            Some("0-1-7".into()),
+            SourcePosition::MySql {
                 file: "mysql-bin.000001".into(),
                 pos: 1234,
                 gtid: Some("0-1-7".into()),
             },
-            time: 1_000_000,
-        }
+            1_000_000,
+        )
     }
 
     fn whole(txn: OpenTxn) -> SourceBatch {
@@ -340,7 +354,13 @@ mod tests {
                 panic!("record {i} is not a change: {record:?}");
             };
             assert_eq!(c.after, Some(vec![Value::Int(i as i64)]));
-            assert_eq!(c.position, expected.position);
+            let SourcePosition::MySql { file, pos, gtid } = &c.position else {
+                panic!("change {i} has no MySQL position: {:?}", c.position);
+            };
+            assert_eq!(
+                (file.as_str(), *pos, gtid),
+                ("mysql-bin.000001", 1234, &None)
+            );
             assert_eq!(c.txid, expected.txid);
             assert_eq!(c.commit_time_micros, expected.time);
         }
