@@ -7,11 +7,12 @@
 //!
 //! Every transaction becomes one [`SourceBatch`](cdc_core::SourceBatch):
 //! schema records first (a table's first use and after DDL), then `Begin`, the
-//! row changes and `Commit`, all stamped with the commit's file:pos and the GTID
-//! state after it. Row values keep full fidelity: unsigned 64-bit integers,
-//! exact decimals, signed `TIME` over 24 h, fractional seconds, charsets decoded
-//! to UTF-8, enum/set labels, binary JSON as JSON text, geometry as WKB,
-//! MariaDB `UUID`/`INET6`.
+//! row changes and `Commit`, all stamped with the commit's file:pos; `Begin` and
+//! `Commit` also carry the GTID state after it. Row values keep full fidelity:
+//! unsigned 64-bit integers, exact decimals, signed `TIME` over 24 h, fractional
+//! seconds, charsets decoded to UTF-8, enum/set labels, binary JSON as JSON text
+//! (MySQL's partial JSON updates applied to the before image, so the after image
+//! is the whole document), geometry as WKB, MariaDB `UUID`/`INET6`.
 
 pub mod binlog;
 mod checks;

@@ -1,12 +1,14 @@
 //! Offline decoding of newer event formats, built from the documented layouts:
-//! MySQL 8.4 tagged GTIDs (GTID_TAGGED_LOG_EVENT and tagged PREVIOUS_GTIDS) and
-//! MariaDB compressed query and rows events (`log_bin_compress=ON`).
+//! MySQL 8.4 tagged GTIDs (GTID_TAGGED_LOG_EVENT and tagged PREVIOUS_GTIDS),
+//! MySQL partial JSON updates (PARTIAL_UPDATE_ROWS) and MariaDB compressed
+//! query and rows events (`log_bin_compress=ON`).
 
 mod fixture;
 
 use cdc_core::event::{ChangeKind, Record, SourcePosition, Value};
 use cdc_mysql::binlog::event::kind;
-use cdc_mysql::binlog::writer::{BinlogWriter, varlen};
+use cdc_mysql::binlog::writer::{BinlogWriter, FixtureColumn, varlen};
+use cdc_mysql::rows::table_map::col;
 use cdc_mysql::{Decoder, decode_bytes, decode_file};
 use fixture::*;
 
@@ -87,6 +89,143 @@ fn a_tagged_gtid_set_resumes_the_decoder_state() {
     );
 }
 
+/// Binary JSON: a string scalar.
+fn json_string(s: &str) -> Vec<u8> {
+    let mut out = vec![0x0c, s.len() as u8];
+    out.extend(s.as_bytes());
+    out
+}
+
+/// Binary JSON: a small object of int16 members (inlined), keys in MySQL's
+/// order (by length, then bytes).
+fn json_object(members: &[(&str, i16)]) -> Vec<u8> {
+    let n = members.len();
+    let keys_at = 4 + n * 4 + n * 3;
+    let size = keys_at + members.iter().map(|(k, _)| k.len()).sum::<usize>();
+    let mut out = vec![0x00];
+    out.extend((n as u16).to_le_bytes());
+    out.extend((size as u16).to_le_bytes());
+    let mut at = keys_at;
+    for (k, _) in members {
+        out.extend((at as u16).to_le_bytes());
+        out.extend((k.len() as u16).to_le_bytes());
+        at += k.len();
+    }
+    for (_, v) in members {
+        out.push(0x05);
+        out.extend(v.to_le_bytes());
+    }
+    for (k, _) in members {
+        out.extend(k.as_bytes());
+    }
+    out
+}
+
+/// One partial JSON diff: operation (0 replace, 1 insert, 2 remove), path, value.
+fn json_diff(op: u8, path: &str, value: Option<Vec<u8>>) -> Vec<u8> {
+    let mut out = vec![op, path.len() as u8];
+    out.extend(path.as_bytes());
+    if let Some(v) = value {
+        out.push(v.len() as u8);
+        out.extend(v);
+    }
+    out
+}
+
+/// A JSON column value in a row image: 4-byte length, then the bytes.
+fn json_value(bytes: &[u8]) -> Vec<u8> {
+    let mut out = (bytes.len() as u32).to_le_bytes().to_vec();
+    out.extend(bytes);
+    out
+}
+
+/// A row of `(id INT, j1 JSON, n INT, j2 JSON)`, with no NULLs.
+fn json_row(id: i32, j1: &[u8], n: i32, j2: &[u8]) -> Vec<u8> {
+    let mut out = vec![0];
+    out.extend(id.to_le_bytes());
+    out.extend(json_value(j1));
+    out.extend(n.to_le_bytes());
+    out.extend(json_value(j2));
+    out
+}
+
+/// A MySQL 8.0 file with one PARTIAL_UPDATE_ROWS event of two rows on
+/// `(id INT, j1 JSON, n INT, j2 JSON)`: the first with j2 as diffs, the second
+/// without partial JSON.
+fn partial_json_file() -> Vec<u8> {
+    let c = FixtureColumn::new;
+    let columns = [
+        c("id", col::LONG, vec![], false, true),
+        c("j1", col::JSON, vec![4], false, false),
+        c("n", col::LONG, vec![], false, false),
+        c("j2", col::JSON, vec![4], false, false),
+    ];
+    let before = json_row(1, &json_string("x"), 5, &json_object(&[("a", 1), ("b", 2)]));
+    // Value options 1 (partial JSON), then one bit per JSON column of the
+    // table: j1 whole, j2 as diffs.
+    let mut after = vec![1, 0b10];
+    let diffs = [
+        json_diff(2, "$.a", None),
+        json_diff(1, "$.c", Some(json_object(&[("d", 4)]))),
+        json_diff(0, "$.b", Some(json_string("two"))),
+    ]
+    .concat();
+    after.extend(json_row(1, &json_string("y"), 6, &diffs));
+    // A second row without partial JSON: value options 0, no bits.
+    let second_before = json_row(2, &json_string("p"), 7, &json_string("q"));
+    let mut second_after = vec![0];
+    second_after.extend(json_row(2, &json_string("r"), 8, &json_string("s")));
+
+    let mut w = BinlogWriter::new("8.0.40", true);
+    w.query("db", "BEGIN");
+    w.table_map(9, "db", "docs", &columns);
+    w.rows(
+        kind::PARTIAL_UPDATE_ROWS,
+        9,
+        4,
+        &[before, after, second_before, second_after],
+    );
+    w.xid(1);
+    w.finish()
+}
+
+#[test]
+fn mysql_partial_json_updates_apply_their_diffs_to_the_before_image() {
+    let (batches, stats) = decode_bytes(&partial_json_file(), true).unwrap();
+    assert_eq!(stats.rows, 2);
+
+    let json = |text: &str| Value::Json(text.into());
+    let rows: Vec<_> = changes(&batches)
+        .into_iter()
+        .map(|c| (c.kind, c.before.unwrap(), c.after.unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                ChangeKind::Update,
+                vec![
+                    Value::Int(1),
+                    json(r#""x""#),
+                    Value::Int(5),
+                    json(r#"{"a":1,"b":2}"#)
+                ],
+                vec![
+                    Value::Int(1),
+                    json(r#""y""#),
+                    Value::Int(6),
+                    json(r#"{"b":"two","c":{"d":4}}"#)
+                ],
+            ),
+            (
+                ChangeKind::Update,
+                vec![Value::Int(2), json(r#""p""#), Value::Int(7), json(r#""q""#)],
+                vec![Value::Int(2), json(r#""r""#), Value::Int(8), json(r#""s""#)],
+            ),
+        ]
+    );
+}
+
 /// A MariaDB file with `log_bin_compress=ON`: a compressed DDL statement and a
 /// transaction of compressed v1 rows events (insert, update, delete).
 fn compressed_file() -> Vec<u8> {
@@ -151,7 +290,7 @@ fn mariadb_compressed_query_and_rows_events_decode_like_plain_ones() {
 
 #[test]
 fn every_truncation_and_byte_flip_of_new_formats_is_an_error_or_a_result() {
-    for bytes in [mysql_84_file(), compressed_file()] {
+    for bytes in [mysql_84_file(), compressed_file(), partial_json_file()] {
         for len in 0..bytes.len() {
             let _ = decode_bytes(&bytes[..len], false);
         }

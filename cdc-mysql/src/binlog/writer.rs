@@ -292,7 +292,7 @@ impl BinlogWriter {
         lenenc(&mut b, column_count as u64);
         let bitmap = vec![0xffu8; column_count.div_ceil(8)];
         b.extend_from_slice(&bitmap);
-        if ev_kind == kind::UPDATE_ROWS {
+        if matches!(ev_kind, kind::UPDATE_ROWS | kind::PARTIAL_UPDATE_ROWS) {
             b.extend_from_slice(&bitmap);
         }
         for image in images {

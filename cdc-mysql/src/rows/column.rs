@@ -238,6 +238,18 @@ pub fn build(i: usize, m: &MapColumn, hint: Option<TypeHint>) -> Decoded<(Column
 }
 
 impl ColumnCodec {
+    /// Whether this is a MySQL `JSON` column (binary JSON in row images).
+    pub fn is_json(&self) -> bool {
+        self.ty == col::JSON
+    }
+
+    /// The length-prefixed bytes of a MySQL `JSON` value: binary JSON, or the
+    /// diffs of a partial update.
+    pub fn json_bytes<'a>(&self, c: &mut Cursor<'a>) -> Decoded<&'a [u8]> {
+        let n = c.uint_le(usize::from(self.meta).clamp(1, 4))?;
+        c.take(usize::try_from(n).map_err(|_| DecodeError::new("json value too long"))?)
+    }
+
     /// Decodes one non-NULL value of this column from a row image onto the
     /// end of `row`. The value is built in place: returned inside a `Result`,
     /// each value was copied through the stack in overlapping pieces, which
@@ -344,10 +356,7 @@ impl ColumnCodec {
                     _ => self.text_or_bytes(bytes),
                 }
             }
-            col::JSON => {
-                let n = c.uint_le(usize::from(self.meta).clamp(1, 4))? as usize;
-                Value::Json(json::to_text(c.take(n)?)?.into())
-            }
+            col::JSON => Value::Json(json::to_text(self.json_bytes(c)?)?.into()),
             col::GEOMETRY => {
                 let n = c.uint_le(usize::from(self.meta).clamp(1, 4))? as usize;
                 let bytes = c.take(n)?;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::binlog::cursor::{Cursor, DecodeError, Decoded};
 
-const MAX_DEPTH: usize = 150;
+pub(super) const MAX_DEPTH: usize = 150;
 
 /// Converts a binary JSON document to JSON text. An empty document is `null`
 /// (MySQL writes an empty value for a JSON NULL literal in some paths).
@@ -73,7 +73,7 @@ fn push_display(out: &mut String, v: impl std::fmt::Display) -> Decoded<()> {
     Ok(())
 }
 
-fn push_string(out: &mut String, s: &str) {
+pub(super) fn push_string(out: &mut String, s: &str) {
     // serde_json's escaping of a &str cannot fail.
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }

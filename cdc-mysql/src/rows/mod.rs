@@ -5,6 +5,8 @@ pub mod charset;
 pub mod column;
 pub mod decimal;
 pub mod json;
+pub mod json_diff;
+mod json_tree;
 pub mod table_map;
 pub mod temporal;
 
@@ -109,6 +111,57 @@ impl TableEntry {
                 codec.decode_into(c, &mut row)?;
             }
             n += 1;
+        }
+        Ok(row)
+    }
+}
+
+impl TableEntry {
+    /// Decodes the after image of one row of a MySQL PARTIAL_UPDATE_ROWS event
+    /// laid out as `image`: value options, then (with partial JSON on) a bit per
+    /// JSON column of the table saying whether its value is a diff, then the
+    /// image. A diff is applied to the column's value in `before`, so the row
+    /// holds whole documents as a full update's would.
+    pub fn decode_partial_row(
+        &self,
+        image: &Image<'_>,
+        c: &mut Cursor<'_>,
+        before: Option<&Row>,
+    ) -> Decoded<Row> {
+        const PARTIAL_JSON_UPDATES: u64 = 1;
+        let options = c.lenenc()?;
+        let partial = if options & PARTIAL_JSON_UPDATES != 0 {
+            let json_columns = self.codecs.iter().filter(|codec| codec.is_json()).count();
+            c.take(json_columns.div_ceil(8))?
+        } else {
+            &[]
+        };
+        let nulls = c.take(image.null_bytes)?;
+        let mut row = Vec::with_capacity(self.codecs.len());
+        let (mut n, mut json_column) = (0, 0);
+        for (i, codec) in self.codecs.iter().enumerate() {
+            let is_diff = codec.is_json() && bit(partial, json_column);
+            json_column += usize::from(codec.is_json());
+            if !bit(image.present, i) {
+                row.push(Value::Unchanged);
+                continue;
+            }
+            let is_null = bit(nulls, n);
+            n += 1;
+            if is_null {
+                row.push(Value::Null);
+            } else if is_diff {
+                let diffs = codec.json_bytes(c)?;
+                let Some(Value::Json(doc)) = before.and_then(|b| b.get(i)) else {
+                    return Err(DecodeError::new(
+                        "partial JSON update of a column missing from the before image; \
+                         set binlog_row_image=FULL or binlog_row_value_options='' on the server",
+                    ));
+                };
+                row.push(Value::Json(json_diff::apply(doc, diffs)?.into()));
+            } else {
+                codec.decode_into(c, &mut row)?;
+            }
         }
         Ok(row)
     }

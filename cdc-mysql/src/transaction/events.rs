@@ -223,10 +223,12 @@ impl Decoder {
             } else {
                 None
             };
-            let after = if has_after {
-                Some(entry.decode_row(&after_image, &mut c, &Value::Unchanged)?)
-            } else {
+            let after = if !has_after {
                 None
+            } else if ev_kind == kind::PARTIAL_UPDATE_ROWS {
+                Some(entry.decode_partial_row(&after_image, &mut c, before.as_ref())?)
+            } else {
+                Some(entry.decode_row(&after_image, &mut c, &Value::Unchanged)?)
             };
             let consumed = left - c.len();
             if consumed == 0 {

@@ -359,19 +359,14 @@ impl Decoder {
             | kind::DELETE_ROWS
             | kind::WRITE_ROWS_V1
             | kind::UPDATE_ROWS_V1
-            | kind::DELETE_ROWS_V1 => self.on_rows(h.kind, data)?,
+            | kind::DELETE_ROWS_V1
+            | kind::PARTIAL_UPDATE_ROWS => self.on_rows(h.kind, data)?,
             kind::MARIADB_WRITE_ROWS_COMPRESSED_V1
             | kind::MARIADB_UPDATE_ROWS_COMPRESSED_V1
             | kind::MARIADB_DELETE_ROWS_COMPRESSED_V1
             | kind::MARIADB_WRITE_ROWS_COMPRESSED
             | kind::MARIADB_UPDATE_ROWS_COMPRESSED
             | kind::MARIADB_DELETE_ROWS_COMPRESSED => self.on_compressed_rows(h.kind, data)?,
-            kind::PARTIAL_UPDATE_ROWS => {
-                return Err(DecodeError::new(
-                    "partial JSON update rows event; set binlog_row_value_options='' on the server",
-                )
-                .into());
-            }
             kind::MARIADB_GTID => {
                 let ev = mariadb::GtidEvent::parse(data, h.server_id)?;
                 self.flavor = Flavor::MariaDb;
