@@ -15,6 +15,14 @@ pub enum Error {
         /// The command that installs it.
         install: &'static str,
     },
+    /// A test-data file from a Debian package is not installed.
+    #[error("{path} not found; install it with `{install}`")]
+    MissingTestData {
+        /// Where the file was looked for.
+        path: PathBuf,
+        /// The command that installs it.
+        install: &'static str,
+    },
     /// A file-system or process call failed.
     #[error("{action}: {source}")]
     Io {

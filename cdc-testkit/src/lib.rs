@@ -22,12 +22,14 @@ mod mariadb;
 mod nats;
 mod postgres;
 mod process;
+mod test_data;
 mod tls;
 
 pub use error::Error;
 pub use mariadb::MariaDb;
 pub use nats::Nats;
 pub use postgres::Postgres;
+pub use test_data::mariadb_test_file;
 pub use tls::{TestCert, self_signed_cert};
 
 /// Password of the non-superuser test accounts (`md5_user`, `scram_user` on

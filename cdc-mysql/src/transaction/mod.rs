@@ -304,11 +304,14 @@ impl Decoder {
     }
 
     fn position(&self) -> SourcePosition {
+        // No GTID yet (MySQL with gtid_mode OFF writes anonymous ones): no state.
         let gtid = match self.flavor {
-            Flavor::MariaDb => Some(self.maria.to_string().into()),
-            Flavor::MySql => Some(self.mysql.to_string().into()),
+            Flavor::MariaDb => Some(self.maria.to_string()),
+            Flavor::MySql => Some(self.mysql.to_string()),
             Flavor::Unknown => None,
-        };
+        }
+        .filter(|state| !state.is_empty())
+        .map(SharedStr::from);
         SourcePosition::MySql {
             file: self.file.clone(),
             pos: self.last_pos,
