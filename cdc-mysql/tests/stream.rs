@@ -268,6 +268,23 @@ async fn ddl_mid_stream_emits_the_new_schema_before_changes_that_use_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_data_change_logged_as_a_statement_is_counted_not_passed_over_silently() {
+    let db = mariadb();
+    sql(&db, "CREATE TABLE test.a (id INT PRIMARY KEY)");
+    let mut src = MySqlSource::new(config(&db, &["a"])).unwrap();
+    src.start(None).await.unwrap();
+    // A session may log its changes as statements even on a ROW server.
+    sql(
+        &db,
+        "SET SESSION binlog_format = 'STATEMENT'; INSERT INTO test.a VALUES (1); \
+         SET SESSION binlog_format = 'ROW'; INSERT INTO test.a VALUES (2);",
+    );
+    let batches = transactions(&mut src, 1).await;
+    assert_eq!(ids(&batches), [("a".into(), 2)]);
+    assert_eq!(src.stats().statement_changes, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn startup_checks_refuse_wrong_settings_with_the_fix() {
     let db = mariadb();
     sql(&db, "SET GLOBAL binlog_format = 'MIXED'");

@@ -81,6 +81,10 @@ impl Decoder {
             "ROLLBACK" if !sql.to_ascii_uppercase().contains(" TO ") => self.txn = None,
             "SAVEPOINT" | "ROLLBACK" => {}
             "XA" => self.on_xa(h, &sql, out)?,
+            "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD" => {
+                self.on_statement_change(h, schema);
+                self.commit_if_standalone(h, out)?;
+            }
             _ => {
                 // DDL or another statement that is a group of its own. The schema of
                 // an altered table is re-emitted at its next TABLE_MAP, whose
@@ -106,16 +110,42 @@ impl Decoder {
                         )?;
                     }
                 }
-                let standalone = self
-                    .txn
-                    .as_ref()
-                    .is_none_or(|t| t.standalone || (!t.begin_seen && t.maria.is_none()));
-                if standalone {
-                    self.commit(h, out)?;
-                }
+                self.commit_if_standalone(h, out)?;
             }
         }
         Ok(())
+    }
+
+    /// Ends the group of a statement that is a transaction of its own (DDL,
+    /// or any statement outside `BEGIN`..`COMMIT`).
+    fn commit_if_standalone(&mut self, h: &EventHeader, out: &mut Vec<SourceBatch>) -> Fed<()> {
+        let standalone = self
+            .txn
+            .as_ref()
+            .is_none_or(|t| t.standalone || (!t.begin_seen && t.maria.is_none()));
+        if standalone {
+            self.commit(h, out)?;
+        }
+        Ok(())
+    }
+
+    /// A data change logged as a statement has no rows in the binlog: counted,
+    /// and a warning (the first, then at every power of two) that names where
+    /// it is but not the statement, which holds row values.
+    fn on_statement_change(&mut self, h: &EventHeader, schema: &[u8]) {
+        self.stats.statement_changes += 1;
+        let count = self.stats.statement_changes;
+        if count.is_power_of_two() {
+            tracing::warn!(
+                file = %self.file,
+                end_pos = h.log_pos,
+                schema = %String::from_utf8_lossy(schema),
+                count,
+                "a data change was logged as a statement (binlog_format=STATEMENT in its \
+                 session), so its rows are not in the binlog and are not captured; set \
+                 binlog_format=ROW for every session and re-backfill the tables it changed"
+            );
+        }
     }
 
     pub(super) fn on_table_map(&mut self, data: &[u8]) -> Fed<()> {

@@ -51,6 +51,10 @@ pub struct DecodeStats {
     pub transactions: u64,
     /// Transactions too large to buffer, spilled to disk and emitted in parts.
     pub split_transactions: u64,
+    /// Data changes logged as statements (a session with
+    /// `binlog_format=STATEMENT`): their rows are not in the binlog, so they
+    /// are not captured. Each is also a warning in the log.
+    pub statement_changes: u64,
 }
 
 /// Why an event could not be fed.
