@@ -9,6 +9,7 @@ use cdc_core::event::{Record, SourcePosition, TableName};
 use cdc_core::{Source, SourceBatch};
 
 use crate::binlog::cursor::DecodeError;
+use crate::binlog::event::kind;
 use crate::binlog::frame::FrameReader;
 use crate::error::{Error, Result};
 use crate::transaction::{DecodeStats, Decoder};
@@ -80,6 +81,15 @@ fn step(
         }
         Err(e) => return Err(Error::malformed(file_name, at, e.0)),
     };
+    if frame.header.kind == kind::MARIADB_START_ENCRYPTION {
+        // The events after it are encrypted with a key only the server has.
+        return Err(Error::malformed(
+            file_name,
+            at,
+            "the file is encrypted from here on (MariaDB encrypt_binlog=ON); \
+             read it from the server, which decrypts it for replicas",
+        ));
+    }
     decoder
         .feed(&frame.header, frame.body, out)
         .map_err(|e| e.into_error(file_name, at))?;

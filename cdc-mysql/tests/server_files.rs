@@ -1,23 +1,32 @@
-//! A binlog written by a real MySQL 8.0.40 server, from Debian's MariaDB test
-//! suite (`mariadb-test-data`, test `rpl.rpl_from_mysql80`). It holds plain row
-//! events, a compressed transaction (TRANSACTION_PAYLOAD) and a partial JSON
-//! update (PARTIAL_UPDATE_ROWS, `binlog_row_value_options=PARTIAL_JSON`). The
-//! test that wrote it documents the statements, so the expected rows below are
-//! what those statements stored.
+//! Binlogs written by real servers, from Debian's MariaDB test suite
+//! (`mariadb-test-data`).
+//!
+//! The MySQL 8.0.40 one (test `rpl.rpl_from_mysql80`) holds plain row events, a
+//! compressed transaction (TRANSACTION_PAYLOAD) and a partial JSON update
+//! (PARTIAL_UPDATE_ROWS, `binlog_row_value_options=PARTIAL_JSON`). The test
+//! that wrote it documents the statements, so the expected rows below are what
+//! those statements stored.
 
 use cdc_core::SourceBatch;
 use cdc_core::event::{ChangeKind, DataType, Record, Row, SourcePosition, Value};
 use cdc_mysql::{Decoder, decode_file};
 
-const FILE: &str = "std_data/mdev35643_mysql_80_binlog.000001";
+const MYSQL_80: &str = "std_data/mdev35643_mysql_80_binlog.000001";
 
-fn decode() -> (Vec<SourceBatch>, cdc_mysql::DecodeStats) {
-    let path = cdc_testkit::mariadb_test_file(FILE).unwrap_or_else(|e| panic!("{e}"));
+/// Decodes a file of the test suite as `master-bin.000001`.
+fn decode(
+    file: &str,
+) -> (
+    cdc_mysql::Result<()>,
+    Vec<SourceBatch>,
+    cdc_mysql::DecodeStats,
+) {
+    let path = cdc_testkit::mariadb_test_file(file).unwrap_or_else(|e| panic!("{e}"));
     let bytes = std::fs::read(&path).unwrap();
     let mut decoder = Decoder::new(None, true);
     let mut batches = Vec::new();
-    decode_file(&mut decoder, "master-bin.000001", &bytes, &mut batches).unwrap();
-    (batches, decoder.stats())
+    let result = decode_file(&mut decoder, "master-bin.000001", &bytes, &mut batches);
+    (result, batches, decoder.stats())
 }
 
 /// The changes of a batch: table name, kind, before and after rows.
@@ -44,7 +53,8 @@ fn t1(a: i64, b: i64, c: &str) -> (String, ChangeKind, Option<Row>, Option<Row>)
 
 #[test]
 fn a_mysql_80_binlog_decodes_plain_compressed_and_partial_json_transactions() {
-    let (batches, stats) = decode();
+    let (result, batches, stats) = decode(MYSQL_80);
+    result.unwrap();
     assert_eq!(stats.unknown_events, 0);
     // t2's row was inserted with binlog_format=statement: no rows to capture,
     // and counted as such.
@@ -112,5 +122,18 @@ fn a_mysql_80_binlog_decodes_plain_compressed_and_partial_json_transactions() {
             Some(before),
             Some(after)
         )]
+    );
+}
+
+#[test]
+fn an_encrypted_mariadb_binlog_is_an_error_that_says_to_read_it_from_the_server() {
+    // Written by MariaDB 10.2.28 with encrypt_binlog=ON: a START_ENCRYPTION
+    // event at 256, then events only the server can decrypt.
+    let (result, batches, _) = decode("std_data/binlog_before_20574.bin");
+    assert!(batches.is_empty());
+    let message = result.unwrap_err().to_string();
+    assert!(
+        message.contains("master-bin.000001:256") && message.contains("encrypt_binlog=ON"),
+        "{message}"
     );
 }
