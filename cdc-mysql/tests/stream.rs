@@ -285,6 +285,35 @@ async fn a_data_change_logged_as_a_statement_is_counted_not_passed_over_silently
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_row_event_over_16_mib_arrives_whole() {
+    // The replication protocol splits an event over 16 MiB across packets.
+    let db = mariadb();
+    sql(
+        &db,
+        "SET GLOBAL max_allowed_packet = 64 * 1024 * 1024; \
+         CREATE TABLE test.big (id INT PRIMARY KEY, v LONGBLOB)",
+    );
+    let mut src = MySqlSource::new(config(&db, &["big"])).unwrap();
+    src.start(None).await.unwrap();
+    sql(
+        &db,
+        "INSERT INTO test.big VALUES (1, REPEAT('x', 20000000))",
+    );
+    let batches = transactions(&mut src, 1).await;
+    let rows = changes(&batches);
+    assert_eq!(rows.len(), 1);
+    let after = rows[0].3.as_ref().unwrap();
+    assert_eq!(after[0], Value::Int(1));
+    match &after[1] {
+        Value::Bytes(v) => assert!(v.len() == 20_000_000 && v.iter().all(|&b| b == b'x')),
+        other => panic!(
+            "a LONGBLOB is bytes, got {:?}",
+            std::mem::discriminant(other)
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn startup_checks_refuse_wrong_settings_with_the_fix() {
     let db = mariadb();
     sql(&db, "SET GLOBAL binlog_format = 'MIXED'");
