@@ -8,8 +8,11 @@
 //! those statements stored.
 
 use cdc_core::SourceBatch;
-use cdc_core::event::{ChangeKind, DataType, Record, Row, SourcePosition, Value};
+mod support;
+
+use cdc_core::event::{ChangeKind, DataType, Record, SourcePosition, Value};
 use cdc_mysql::{Decoder, decode_file};
+use support::RowChange;
 
 const MYSQL_80: &str = "std_data/mdev35643_mysql_80_binlog.000001";
 
@@ -29,24 +32,12 @@ fn decode(
     (result, batches, decoder.stats())
 }
 
-/// The changes of a batch: table name, kind, before and after rows.
-fn changes(batch: &SourceBatch) -> Vec<(String, ChangeKind, Option<Row>, Option<Row>)> {
-    batch
-        .records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Change(c) => Some((
-                c.table.name.to_string(),
-                c.kind,
-                c.before.clone(),
-                c.after.clone(),
-            )),
-            _ => None,
-        })
-        .collect()
+/// The changes of one batch.
+fn changes(batch: &SourceBatch) -> Vec<RowChange> {
+    support::changes(std::slice::from_ref(batch))
 }
 
-fn t1(a: i64, b: i64, c: &str) -> (String, ChangeKind, Option<Row>, Option<Row>) {
+fn t1(a: i64, b: i64, c: &str) -> RowChange {
     let row = vec![Value::Int(a), Value::Int(b), Value::Text(c.into())];
     ("t1".to_owned(), ChangeKind::Insert, None, Some(row))
 }
