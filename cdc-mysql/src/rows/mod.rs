@@ -114,9 +114,7 @@ impl TableEntry {
         }
         Ok(row)
     }
-}
 
-impl TableEntry {
     /// Decodes the after image of one row of a MySQL PARTIAL_UPDATE_ROWS event
     /// laid out as `image`: value options, then (with partial JSON on) a bit per
     /// JSON column of the table saying whether its value is a diff, then the

@@ -131,7 +131,8 @@ impl Decoder {
 
     /// A data change logged as a statement has no rows in the binlog: counted,
     /// and a warning (the first, then at every power of two) that names where
-    /// it is but not the statement, which holds row values.
+    /// it is and the session's default database, but not the statement, which
+    /// holds row values.
     fn on_statement_change(&mut self, h: &EventHeader, schema: &[u8]) {
         self.stats.statement_changes += 1;
         let count = self.stats.statement_changes;
@@ -139,7 +140,7 @@ impl Decoder {
             tracing::warn!(
                 file = %self.file,
                 end_pos = h.log_pos,
-                schema = %String::from_utf8_lossy(schema),
+                default_database = %String::from_utf8_lossy(schema),
                 count,
                 "a data change was logged as a statement (binlog_format=STATEMENT in its \
                  session), so its rows are not in the binlog and are not captured; set \
