@@ -11,7 +11,6 @@ use cdc_core::Source;
 use cdc_core::event::{ChangeKind, Record, TableName, Value};
 use cdc_mysql::snapshot::{ChunkReader, Snapshot, SnapshotSync};
 use cdc_mysql::{MySqlSource, StartFrom};
-use cdc_testkit::MariaDb;
 use mysql_async::prelude::Queryable;
 use support::*;
 
@@ -133,17 +132,6 @@ async fn the_chunk_reader_reads_key_ranges_between_two_positions() {
         .await
         .unwrap();
     assert!(last.chunk.records.is_empty() && last.chunk.next.is_none());
-}
-
-/// A plain connection to database `test` of `db`.
-async fn connect(db: &MariaDb) -> mysql_async::Conn {
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(db.host())
-        .tcp_port(db.port())
-        .user(Some(db.user()))
-        .pass(Some(db.password()))
-        .db_name(Some("test"));
-    mysql_async::Conn::new(opts).await.expect("connects")
 }
 
 /// Opens a snapshot with `sync` while three writers commit one-row inserts as

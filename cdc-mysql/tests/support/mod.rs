@@ -65,6 +65,17 @@ pub fn changes(batches: &[SourceBatch]) -> Vec<RowChange> {
         .collect()
 }
 
+/// A plain connection to database `test` of `db`.
+pub async fn connect(db: &MariaDb) -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(db.host())
+        .tcp_port(db.port())
+        .user(Some(db.user()))
+        .pass(Some(db.password()))
+        .db_name(Some("test"));
+    mysql_async::Conn::new(opts).await.expect("connects")
+}
+
 /// Runs SQL as root, panicking with the output on failure.
 pub fn sql(db: &MariaDb, statement: &str) -> String {
     db.sql(&format!("SET NAMES utf8mb4; {statement}"))
