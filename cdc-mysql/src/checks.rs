@@ -90,10 +90,7 @@ pub async fn check_server(conn: &mut Conn, server_id: u32) -> Result<ServerInfo>
 }
 
 async fn check_privileges(conn: &mut Conn, is_mariadb: bool) -> Result<()> {
-    let grants: Vec<String> = conn
-        .query("SHOW GRANTS")
-        .await
-        .map_err(|e| Error::mysql("reading grants", e))?;
+    let grants = grants(conn, is_mariadb).await?;
     let global: Vec<String> = grants
         .iter()
         .map(|g| g.to_ascii_uppercase())
@@ -124,4 +121,83 @@ async fn check_privileges(conn: &mut Conn, is_mariadb: bool) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The current user's grants. MySQL lists only the names of granted roles, so
+/// the privileges of the session's active roles are asked for with `USING`
+/// (plain `SHOW GRANTS` again if the server refuses that); MariaDB already
+/// lists the privileges of its current role.
+async fn grants(conn: &mut Conn, is_mariadb: bool) -> Result<Vec<String>> {
+    if !is_mariadb {
+        let roles: Option<Option<String>> = conn
+            .query_first("SELECT CURRENT_ROLE()")
+            .await
+            .unwrap_or(None);
+        if let Some(query) = grants_query(roles.flatten().as_deref())
+            && let Ok(grants) = conn.query(query).await
+        {
+            return Ok(grants);
+        }
+    }
+    conn.query("SHOW GRANTS")
+        .await
+        .map_err(|e| Error::mysql("reading grants", e))
+}
+
+/// `SHOW GRANTS` with the privileges of `active_roles`, as MySQL's
+/// `CURRENT_ROLE()` gives them (`` `r`@`%`,`s`@`%` ``, or `NONE`).
+fn grants_query(active_roles: Option<&str>) -> Option<String> {
+    let roles = active_roles?.trim();
+    if roles.is_empty() || roles.eq_ignore_ascii_case("NONE") {
+        return None;
+    }
+    Some(format!("SHOW GRANTS FOR CURRENT_USER() USING {roles}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MySqlConfig, Password};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn privileges_granted_through_a_default_role_are_read_on_either_path() {
+        let db = cdc_testkit::MariaDb::start()
+            .unwrap_or_else(|e| panic!("MariaDB test server could not start: {e}"));
+        db.sql(&format!(
+            "CREATE ROLE cdc_reader; \
+             GRANT REPLICATION SLAVE, BINLOG MONITOR, SELECT ON *.* TO cdc_reader; \
+             CREATE USER 'via_role'@'%' IDENTIFIED BY '{}'; \
+             GRANT cdc_reader TO 'via_role'@'%'; \
+             SET DEFAULT ROLE cdc_reader FOR 'via_role'@'%';",
+            cdc_testkit::PASSWORD
+        ))
+        .unwrap();
+        let config = MySqlConfig::new(
+            db.host(),
+            db.port(),
+            "via_role",
+            Password::new(cdc_testkit::PASSWORD),
+        );
+        let mut conn = crate::stream::connect(&config).await.unwrap();
+        check_privileges(&mut conn, true).await.unwrap();
+        // The MySQL path: MariaDB refuses `SHOW GRANTS ... USING`, so the plain
+        // grants are read instead (with MariaDB's names, which the MySQL
+        // checks would not take for REPLICATION CLIENT).
+        let grants = grants(&mut conn, false).await.unwrap();
+        assert!(
+            grants.iter().any(|g| g.contains("REPLICATION SLAVE")),
+            "{grants:?}"
+        );
+    }
+
+    #[test]
+    fn active_mysql_roles_are_expanded_with_using() {
+        assert_eq!(grants_query(None), None);
+        assert_eq!(grants_query(Some("NONE")), None);
+        assert_eq!(grants_query(Some("")), None);
+        assert_eq!(
+            grants_query(Some("`cdc_reader`@`%`,`ops`@`localhost`")).as_deref(),
+            Some("SHOW GRANTS FOR CURRENT_USER() USING `cdc_reader`@`%`,`ops`@`localhost`")
+        );
+    }
 }

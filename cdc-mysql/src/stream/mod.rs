@@ -206,6 +206,13 @@ pub fn map_stream_error(e: mysql_async::Error, start: &StreamStart, server_id: u
         if msg.contains("same server_uuid/server_id") || msg.contains("same server_id") {
             return Error::ServerIdClash { server_id };
         }
+        // ER_SPECIFIC_ACCESS_DENIED_ERROR: the start-up check read the grants
+        // as granting it (a role, say), but the server says otherwise.
+        if s.code == 1227 && msg.contains("replication slave") {
+            return Error::Privilege {
+                privilege: "REPLICATION SLAVE",
+            };
+        }
     }
     Error::mysql("reading the binlog stream", e)
 }
@@ -230,6 +237,32 @@ pub fn event_parts(event: &Event) -> (crate::binlog::event::EventHeader, &[u8]) 
 mod tests {
     use super::*;
     use crate::config::Password;
+
+    #[test]
+    fn a_refused_dump_request_names_the_missing_privilege() {
+        let refused = mysql_async::Error::Server(mysql_async::ServerError {
+            code: 1227,
+            message: "Access denied; you need (at least one of) the REPLICATION SLAVE \
+                      privilege(s) for this operation"
+                .into(),
+            state: "42000".into(),
+        });
+        let start = StreamStart::FilePos {
+            file: "binlog.000001".into(),
+            pos: 4,
+        };
+        let err = map_stream_error(refused, &start, 7);
+        assert!(
+            matches!(
+                err,
+                Error::Privilege {
+                    privilege: "REPLICATION SLAVE"
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn the_binlog_status_falls_back_to_show_master_status_where_the_new_name_is_unknown() {
