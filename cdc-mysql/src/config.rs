@@ -94,6 +94,13 @@ pub struct MySqlConfig {
     /// Server heartbeat interval while idle. Default 5 s.
     #[serde(default = "default_heartbeat")]
     pub heartbeat: Duration,
+    /// With no event and no heartbeat for this long, the connection is
+    /// presumed dead and the source reconnects: a network path that drops
+    /// packets sends no reset, and the stream would wait forever. Must exceed
+    /// `heartbeat` and the time the largest event takes to transfer. Default
+    /// 60 s (MySQL replicas' `replica_net_timeout`).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Duration,
     /// Reconnect attempts after a dropped connection before the error is
     /// returned. Default 20 (about 30 s of server downtime).
     #[serde(default = "default_reconnects")]
@@ -117,6 +124,9 @@ fn default_server_id() -> u32 {
 }
 fn default_heartbeat() -> Duration {
     Duration::from_secs(5)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_reconnects() -> u32 {
     20
@@ -144,6 +154,7 @@ impl MySqlConfig {
             ssl_root_cert: None,
             start_from: StartFrom::default(),
             heartbeat: default_heartbeat(),
+            idle_timeout: default_idle_timeout(),
             reconnect_attempts: default_reconnects(),
             transaction_chunk_bytes: default_chunk_bytes(),
             spill_dir: None,
@@ -182,6 +193,15 @@ impl MySqlConfig {
             return Err(Error::Config {
                 field: "heartbeat",
                 reason: "must be between 1 ms and 4294967 s".into(),
+            });
+        }
+        if self.idle_timeout <= self.heartbeat {
+            return Err(Error::Config {
+                field: "idle_timeout",
+                reason: format!(
+                    "must exceed heartbeat ({:?}); a few heartbeats is a good size",
+                    self.heartbeat
+                ),
             });
         }
         if self.transaction_chunk_bytes == 0
@@ -241,5 +261,15 @@ mod tests {
         let cfg: MySqlConfig =
             serde_json::from_str(r#"{"host":"h","user":"u","server_id":0}"#).unwrap();
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn the_idle_timeout_defaults_to_a_minute_and_must_exceed_the_heartbeat() {
+        let mut cfg: MySqlConfig = serde_json::from_str(r#"{"host":"h","user":"u"}"#).unwrap();
+        assert_eq!(cfg.idle_timeout, Duration::from_secs(60));
+        cfg.validate().unwrap();
+        cfg.idle_timeout = cfg.heartbeat;
+        let err = cfg.validate().unwrap_err();
+        assert!(err.to_string().contains("idle_timeout"), "{err}");
     }
 }

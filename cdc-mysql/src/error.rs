@@ -128,12 +128,26 @@ pub enum Error {
     /// A method was called out of order (e.g. `next_batch` before `start`).
     #[error("source used out of order: {0}")]
     State(&'static str),
+    /// Neither an event nor a heartbeat came for `idle_timeout`: the connection
+    /// is presumed dead (a dropped network path sends no reset). Retryable; the
+    /// source reconnects by itself.
+    #[error(
+        "no binlog event or heartbeat for {waited:?}; the connection is presumed dead \
+         (raise idle_timeout if one event takes longer than that to transfer)"
+    )]
+    Stalled {
+        /// How long the source waited.
+        waited: std::time::Duration,
+    },
 }
 
 impl Error {
     /// Whether retrying the same operation (after a reconnect) can help.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Mysql { .. } | Error::Io { .. })
+        matches!(
+            self,
+            Error::Mysql { .. } | Error::Io { .. } | Error::Stalled { .. }
+        )
     }
 
     pub(crate) fn malformed(file: &str, pos: u64, reason: impl Into<String>) -> Self {

@@ -38,7 +38,8 @@ pub enum ResumeBy {
 /// binlogs by time, not by replica progress, so [`acknowledge`](Source::acknowledge)
 /// releases nothing upstream; the source records it
 /// ([`acknowledged`](MySqlSource::acknowledged)). After a dropped connection
-/// the source reconnects by itself and resumes right after the last complete
+/// (or one silent for `idle_timeout`: no event and no heartbeat) the source
+/// reconnects by itself and resumes right after the last complete
 /// transaction it decoded, so nothing is lost or repeated; after an error that
 /// ends the stream, the caller restarts from the log's last durable position.
 /// A two-phase XA transaction is delivered at its `XA COMMIT`, in commit order.
@@ -242,7 +243,11 @@ impl MySqlSource {
             && let Some(table) = self.decoder.new_table(data)
             && let Some(conn) = self.catalog.as_mut()
         {
-            let hints = stream::type_hints(conn, &table.schema, &table.name).await?;
+            let lookup = stream::type_hints(conn, &table.schema, &table.name);
+            let waited = self.config.idle_timeout;
+            let hints = tokio::time::timeout(waited, lookup)
+                .await
+                .map_err(|_| Error::Stalled { waited })??;
             self.decoder.schemas_mut().set_hints(table, hints);
         }
         let mut out = Vec::new();
@@ -324,8 +329,21 @@ impl Source for MySqlSource {
                 .stream
                 .as_mut()
                 .ok_or(Error::State("next_batch called before start"))?;
-            match stream.next().await {
-                Some(Ok(event)) => self.handle(event).await?,
+            let Ok(next) = tokio::time::timeout(self.config.idle_timeout, stream.next()).await
+            else {
+                let waited = self.config.idle_timeout;
+                self.reconnect(Error::Stalled { waited }).await?;
+                continue;
+            };
+            match next {
+                Some(Ok(event)) => match self.handle(event).await {
+                    // The catalog lookup of a table map lost its connection
+                    // (spill errors, also retryable, are not retried here).
+                    Err(err @ (Error::Mysql { .. } | Error::Stalled { .. })) => {
+                        self.reconnect(err).await?;
+                    }
+                    handled => handled?,
+                },
                 Some(Err(e)) => {
                     let start = self.start.clone().ok_or(Error::State("no stream"))?;
                     let err = stream::map_stream_error(e, &start, self.config.server_id);

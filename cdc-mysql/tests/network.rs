@@ -1,0 +1,103 @@
+//! A network path that goes silent: packets dropped, no reset sent, as when a
+//! firewall forgets a connection or a host vanishes. The source must notice by
+//! the missing heartbeats and resume on a new connection.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use cdc_core::Source;
+use cdc_core::event::Value;
+use cdc_mysql::MySqlSource;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A TCP proxy to the server whose connections can be made to black-hole.
+struct Proxy {
+    port: u16,
+    /// Connections numbered below this forward nothing more.
+    silenced_below: Arc<AtomicU64>,
+    accepted: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silenced_below = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let (silenced, count) = (silenced_below.clone(), accepted.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let id = count.fetch_add(1, Ordering::SeqCst);
+                let server = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pump(client_read, server_write, id, silenced.clone()));
+                tokio::spawn(pump(server_read, client_write, id, silenced.clone()));
+            }
+        });
+        Proxy {
+            port,
+            silenced_below,
+            accepted,
+        }
+    }
+
+    /// Every connection open now forwards nothing more, and stays open.
+    fn silence_open_connections(&self) {
+        let open = self.accepted.load(Ordering::SeqCst);
+        self.silenced_below.store(open, Ordering::SeqCst);
+    }
+}
+
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, id: u64, silenced: Arc<AtomicU64>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if id < silenced.load(Ordering::SeqCst) {
+            // Hold both sockets open and drop everything: a black hole.
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_network_path_is_noticed_and_the_stream_resumes_on_a_new_connection() {
+    let db = mariadb();
+    sql(&db, "CREATE TABLE test.t (id INT PRIMARY KEY)");
+    let proxy = Proxy::start(db.port()).await;
+    let mut cfg = config(&db, &["t"]);
+    cfg.host = "127.0.0.1".into();
+    cfg.port = proxy.port;
+    cfg.heartbeat = Duration::from_millis(200);
+    cfg.idle_timeout = Duration::from_secs(1);
+    let mut src = MySqlSource::new(cfg).unwrap();
+    src.start(None).await.unwrap();
+
+    sql(&db, "INSERT INTO test.t VALUES (1)");
+    let first = transactions(&mut src, 1).await;
+    proxy.silence_open_connections();
+    sql(&db, "INSERT INTO test.t VALUES (2)");
+    // Waits up to 30 s; without the idle timeout the stream would wait forever.
+    let second = transactions(&mut src, 1).await;
+
+    let ids = |batches| -> Vec<Value> {
+        changes(batches)
+            .into_iter()
+            .map(|(_, _, _, after)| after.unwrap()[0].clone())
+            .collect()
+    };
+    assert_eq!(ids(&first), [Value::Int(1)]);
+    assert_eq!(ids(&second), [Value::Int(2)]);
+}
