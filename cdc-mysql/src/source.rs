@@ -54,6 +54,10 @@ pub struct MySqlSource {
     catalog: Option<Conn>,
     info: Option<ServerInfo>,
     start: Option<StreamStart>,
+    /// The position the open stream was requested after, resolved (a
+    /// configured start of "current" or "earliest" is read from the server
+    /// once, not again at a reconnect).
+    opened_from: Option<SourcePosition>,
     pending: VecDeque<SourceBatch>,
     delivered: Option<SourcePosition>,
     acked: Option<SourcePosition>,
@@ -85,6 +89,7 @@ impl MySqlSource {
             catalog: None,
             info: None,
             start: None,
+            opened_from: None,
             pending: VecDeque::new(),
             delivered: None,
             acked: None,
@@ -189,6 +194,7 @@ impl MySqlSource {
         self.stream = Some(stream::open(&self.config, is_mariadb, &start).await?);
         self.catalog = Some(conn);
         self.start = Some(start);
+        self.opened_from = Some(position);
         self.seen_format = false;
         Ok(())
     }
@@ -202,31 +208,24 @@ impl MySqlSource {
             .back()
             .map(|b| b.position.clone())
             .or_else(|| self.delivered.clone())
-            .or_else(|| self.start_position());
+            .or_else(|| self.opened_from.clone());
         let mut delay = Duration::from_millis(200);
         let mut last = cause;
         for attempt in 1..=self.config.reconnect_attempts {
             tracing::warn!(attempt, error = %last, "binlog stream dropped; reconnecting");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
-            match self.open(resume.clone()).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_retryable() => last = e,
-                Err(e) => return Err(e),
+            // A connection that goes silent while it is opened would hold the
+            // attempt forever; it counts as a failed attempt instead.
+            let waited = self.config.idle_timeout;
+            match tokio::time::timeout(waited, self.open(resume.clone())).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) if e.is_retryable() => last = e,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => last = Error::Stalled { waited },
             }
         }
         Err(last)
-    }
-
-    fn start_position(&self) -> Option<SourcePosition> {
-        match self.start.as_ref()? {
-            StreamStart::FilePos { file, pos } => Some(SourcePosition::MySql {
-                file: file.as_str().into(),
-                pos: *pos,
-                gtid: None,
-            }),
-            _ => None,
-        }
     }
 
     async fn handle(&mut self, event: mysql_async::binlog::events::Event) -> Result<()> {

@@ -53,6 +53,11 @@ impl Proxy {
         let open = self.accepted.load(Ordering::SeqCst);
         self.silenced_below.store(open, Ordering::SeqCst);
     }
+
+    /// Every connection, open now or opened later, forwards nothing.
+    fn silence_all(&self) {
+        self.silenced_below.store(u64::MAX, Ordering::SeqCst);
+    }
 }
 
 async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, id: u64, silenced: Arc<AtomicU64>) {
@@ -100,4 +105,41 @@ async fn a_silent_network_path_is_noticed_and_the_stream_resumes_on_a_new_connec
     };
     assert_eq!(ids(&first), [Value::Int(1)]);
     assert_eq!(ids(&second), [Value::Int(2)]);
+}
+
+/// Silence from the very start: nothing was delivered yet, so the reconnect
+/// must resume from the position the first stream was opened at (a start of
+/// "current" is not read again, which would skip row 1), and the attempts
+/// made while new connections are silent too must give up and retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_path_before_the_first_change_is_retried_and_skips_nothing() {
+    let db = mariadb();
+    sql(&db, "CREATE TABLE test.t (id INT PRIMARY KEY)");
+    let proxy = Proxy::start(db.port()).await;
+    let mut cfg = config(&db, &["t"]);
+    cfg.host = "127.0.0.1".into();
+    cfg.port = proxy.port;
+    cfg.heartbeat = Duration::from_millis(200);
+    cfg.idle_timeout = Duration::from_secs(1);
+    let mut src = MySqlSource::new(cfg).unwrap();
+    src.start(None).await.unwrap();
+
+    // The stream goes silent, and so does every new connection for 4 s: the
+    // first reconnect attempts open connections that never answer.
+    proxy.silence_all();
+    sql(&db, "INSERT INTO test.t VALUES (1)");
+    let restore = async {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        proxy.silence_open_connections();
+    };
+    let (batches, ()) = tokio::join!(transactions(&mut src, 1), restore);
+    let ids: Vec<Value> = changes(&batches)
+        .into_iter()
+        .map(|(_, _, _, after)| after.unwrap()[0].clone())
+        .collect();
+    assert_eq!(ids, [Value::Int(1)]);
+    assert!(
+        proxy.accepted.load(Ordering::SeqCst) >= 4,
+        "no attempt was retried"
+    );
 }

@@ -26,14 +26,16 @@ pub fn config(db: &MariaDb, tables: &[&str]) -> MySqlConfig {
     cfg
 }
 
-/// Reads batches until `n` contain a `Commit`, acknowledging each.
+/// Reads batches until `n` contain a `Commit`, acknowledging each, within 60 s
+/// in all (heartbeats go on arriving when a transaction is lost).
 pub async fn transactions(src: &mut MySqlSource, n: usize) -> Vec<SourceBatch> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut out = Vec::new();
     let mut seen = 0;
     while seen < n {
-        let batch = tokio::time::timeout(Duration::from_secs(30), src.next_batch())
+        let batch = tokio::time::timeout_at(deadline, src.next_batch())
             .await
-            .expect("timed out waiting for a transaction")
+            .expect("timed out waiting for the transactions")
             .expect("source error")
             .expect("stream ended");
         src.acknowledge(&batch.position).await.unwrap();
