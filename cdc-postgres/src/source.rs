@@ -159,6 +159,8 @@ impl PostgresSource {
     pub async fn drop_slot_and_publication(&mut self) -> Result<()> {
         self.running = None;
         let client = connect_client(&self.config).await?;
+        // The walsender of the stream just closed holds the slot a moment longer.
+        slot::await_released(&client, &self.config.slot).await?;
         slot::drop_slot(&client, &self.config.slot).await?;
         slot::drop_publication(&client, &self.config.publication).await
     }
