@@ -77,8 +77,9 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, id: u64, silenced
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_silent_network_path_is_noticed_and_the_stream_resumes_on_a_new_connection() {
+/// A server with table `test.t`, a proxy to it, and a source of `t` started
+/// through the proxy (heartbeat 200 ms, idle timeout 1 s).
+async fn through_proxy() -> (cdc_testkit::MariaDb, Proxy, MySqlSource) {
     let db = mariadb();
     sql(&db, "CREATE TABLE test.t (id INT PRIMARY KEY)");
     let proxy = Proxy::start(db.port()).await;
@@ -89,20 +90,27 @@ async fn a_silent_network_path_is_noticed_and_the_stream_resumes_on_a_new_connec
     cfg.idle_timeout = Duration::from_secs(1);
     let mut src = MySqlSource::new(cfg).unwrap();
     src.start(None).await.unwrap();
+    (db, proxy, src)
+}
 
+/// The ids of the rows inserted by some batches.
+fn ids(batches: &[cdc_core::SourceBatch]) -> Vec<Value> {
+    changes(batches)
+        .into_iter()
+        .map(|(_, _, _, after)| after.unwrap()[0].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_network_path_is_noticed_and_the_stream_resumes_on_a_new_connection() {
+    let (db, proxy, mut src) = through_proxy().await;
     sql(&db, "INSERT INTO test.t VALUES (1)");
     let first = transactions(&mut src, 1).await;
     proxy.silence_open_connections();
     sql(&db, "INSERT INTO test.t VALUES (2)");
-    // Waits up to 30 s; without the idle timeout the stream would wait forever.
+    // Without the idle timeout the stream would wait forever (the helper
+    // gives up after 60 s).
     let second = transactions(&mut src, 1).await;
-
-    let ids = |batches| -> Vec<Value> {
-        changes(batches)
-            .into_iter()
-            .map(|(_, _, _, after)| after.unwrap()[0].clone())
-            .collect()
-    };
     assert_eq!(ids(&first), [Value::Int(1)]);
     assert_eq!(ids(&second), [Value::Int(2)]);
 }
@@ -113,17 +121,7 @@ async fn a_silent_network_path_is_noticed_and_the_stream_resumes_on_a_new_connec
 /// made while new connections are silent too must give up and retry.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_silent_path_before_the_first_change_is_retried_and_skips_nothing() {
-    let db = mariadb();
-    sql(&db, "CREATE TABLE test.t (id INT PRIMARY KEY)");
-    let proxy = Proxy::start(db.port()).await;
-    let mut cfg = config(&db, &["t"]);
-    cfg.host = "127.0.0.1".into();
-    cfg.port = proxy.port;
-    cfg.heartbeat = Duration::from_millis(200);
-    cfg.idle_timeout = Duration::from_secs(1);
-    let mut src = MySqlSource::new(cfg).unwrap();
-    src.start(None).await.unwrap();
-
+    let (db, proxy, mut src) = through_proxy().await;
     // The stream goes silent, and so does every new connection for 4 s: the
     // first reconnect attempts open connections that never answer.
     proxy.silence_all();
@@ -133,11 +131,7 @@ async fn a_silent_path_before_the_first_change_is_retried_and_skips_nothing() {
         proxy.silence_open_connections();
     };
     let (batches, ()) = tokio::join!(transactions(&mut src, 1), restore);
-    let ids: Vec<Value> = changes(&batches)
-        .into_iter()
-        .map(|(_, _, _, after)| after.unwrap()[0].clone())
-        .collect();
-    assert_eq!(ids, [Value::Int(1)]);
+    assert_eq!(ids(&batches), [Value::Int(1)]);
     assert!(
         proxy.accepted.load(Ordering::SeqCst) >= 4,
         "no attempt was retried"
