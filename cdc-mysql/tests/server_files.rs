@@ -7,9 +7,9 @@
 //! that wrote it documents the statements, so the expected rows below are what
 //! those statements stored.
 
-use cdc_core::SourceBatch;
 mod support;
 
+use cdc_core::SourceBatch;
 use cdc_core::event::{ChangeKind, DataType, Record, SourcePosition, Value};
 use cdc_mysql::{Decoder, decode_file};
 use support::RowChange;
