@@ -7,7 +7,7 @@ mod fixture;
 
 use cdc_core::event::{ChangeKind, Record, SourcePosition, Value};
 use cdc_mysql::binlog::event::kind;
-use cdc_mysql::binlog::writer::{BinlogWriter, FixtureColumn, varlen};
+use cdc_mysql::binlog::writer::{BinlogWriter, FixtureColumn, json_diff, json_string, varlen};
 use cdc_mysql::rows::table_map::col;
 use cdc_mysql::{Decoder, decode_bytes, decode_file};
 use fixture::*;
@@ -89,13 +89,6 @@ fn a_tagged_gtid_set_resumes_the_decoder_state() {
     );
 }
 
-/// Binary JSON: a string scalar.
-fn json_string(s: &str) -> Vec<u8> {
-    let mut out = vec![0x0c, s.len() as u8];
-    out.extend(s.as_bytes());
-    out
-}
-
 /// Binary JSON: a small object of int16 members (inlined), keys in MySQL's
 /// order (by length, then bytes).
 fn json_object(members: &[(&str, i16)]) -> Vec<u8> {
@@ -117,17 +110,6 @@ fn json_object(members: &[(&str, i16)]) -> Vec<u8> {
     }
     for (k, _) in members {
         out.extend(k.as_bytes());
-    }
-    out
-}
-
-/// One partial JSON diff: operation (0 replace, 1 insert, 2 remove), path, value.
-fn json_diff(op: u8, path: &str, value: Option<Vec<u8>>) -> Vec<u8> {
-    let mut out = vec![op, path.len() as u8];
-    out.extend(path.as_bytes());
-    if let Some(v) = value {
-        out.push(v.len() as u8);
-        out.extend(v);
     }
     out
 }
@@ -166,8 +148,8 @@ fn partial_json_file() -> Vec<u8> {
     let mut after = vec![1, 0b10];
     let diffs = [
         json_diff(2, "$.a", None),
-        json_diff(1, "$.c", Some(json_object(&[("d", 4)]))),
-        json_diff(0, "$.b", Some(json_string("two"))),
+        json_diff(1, "$.c", Some(&json_object(&[("d", 4)]))),
+        json_diff(0, "$.b", Some(&json_string("two"))),
     ]
     .concat();
     after.extend(json_row(1, &json_string("y"), 6, &diffs));

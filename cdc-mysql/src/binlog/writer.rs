@@ -84,6 +84,33 @@ fn varlen_signed(v: i64) -> Vec<u8> {
     varlen(zigzag)
 }
 
+/// Binary JSON of a string scalar (type 0x0c, then the length in 7-bit groups).
+pub fn json_string(s: &str) -> Vec<u8> {
+    let mut out = vec![0x0c];
+    let mut len = s.len();
+    while len >= 0x80 {
+        out.push((len & 0x7f) as u8 | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+/// One diff of a MySQL partial JSON update: the operation (0 replace, 1
+/// insert, 2 remove), the path, and for replace and insert the binary JSON
+/// value, each length-encoded.
+pub fn json_diff(op: u8, path: &str, value: Option<&[u8]>) -> Vec<u8> {
+    let mut out = vec![op];
+    lenenc(&mut out, path.len() as u64);
+    out.extend_from_slice(path.as_bytes());
+    if let Some(v) = value {
+        lenenc(&mut out, v.len() as u64);
+        out.extend_from_slice(v);
+    }
+    out
+}
+
 /// The body of a MySQL 8.4 GTID_TAGGED_LOG_EVENT (serialization format 2), as
 /// `Gtid_event::write_data_body` lays it out.
 pub fn tagged_gtid_body(sid: [u8; 16], tag: &str, gno: u64) -> Vec<u8> {

@@ -228,13 +228,7 @@ fn remove(parent: &mut Node, leg: &Leg) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Binary JSON of a string scalar.
-    fn string(s: &str) -> Vec<u8> {
-        let mut out = vec![0x0c, s.len() as u8];
-        out.extend_from_slice(s.as_bytes());
-        out
-    }
+    use crate::binlog::writer::{json_diff, json_string as string};
 
     /// Binary JSON of an int16 scalar.
     fn int(v: i16) -> Vec<u8> {
@@ -244,13 +238,7 @@ mod tests {
     }
 
     fn diff(op: u8, path: &str, value: Option<Vec<u8>>) -> Vec<u8> {
-        let mut out = vec![op, path.len() as u8];
-        out.extend_from_slice(path.as_bytes());
-        if let Some(v) = value {
-            out.push(v.len() as u8);
-            out.extend_from_slice(&v);
-        }
-        out
+        json_diff(op, path, value.as_deref())
     }
 
     fn run(before: &str, diffs: &[Vec<u8>]) -> Decoded<String> {
