@@ -217,12 +217,14 @@ impl MySqlSource {
             delay = (delay * 2).min(Duration::from_secs(2));
             // A connection that goes silent while it is opened would hold the
             // attempt forever; it counts as a failed attempt instead.
-            let waited = self.config.idle_timeout;
-            match tokio::time::timeout(waited, self.open(resume.clone())).await {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) if e.is_retryable() => last = e,
-                Ok(Err(e)) => return Err(e),
-                Err(_) => last = Error::Stalled { waited },
+            let limit = self.config.idle_timeout;
+            match within(limit, self.open(resume.clone()))
+                .await
+                .and_then(|r| r)
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retryable() => last = e,
+                Err(e) => return Err(e),
             }
         }
         Err(last)
@@ -243,10 +245,7 @@ impl MySqlSource {
             && let Some(conn) = self.catalog.as_mut()
         {
             let lookup = stream::type_hints(conn, &table.schema, &table.name);
-            let waited = self.config.idle_timeout;
-            let hints = tokio::time::timeout(waited, lookup)
-                .await
-                .map_err(|_| Error::Stalled { waited })??;
+            let hints = within(self.config.idle_timeout, lookup).await??;
             self.decoder.schemas_mut().set_hints(table, hints);
         }
         let mut out = Vec::new();
@@ -254,6 +253,15 @@ impl MySqlSource {
         self.pending.extend(out);
         fed.map_err(|e| e.into_error(self.decoder.file(), u64::from(header.log_pos)))
     }
+}
+
+/// Runs `work`, or gives up after `limit` with [`Error::Stalled`]: a
+/// connection that goes silent sends no reset, so every wait on the server is
+/// bounded by `idle_timeout`.
+async fn within<F: std::future::Future>(limit: Duration, work: F) -> Result<F::Output> {
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| Error::Stalled { waited: limit })
 }
 
 fn new_decoder(config: &MySqlConfig, filter: Option<HashSet<TableName>>) -> Decoder {
@@ -328,11 +336,12 @@ impl Source for MySqlSource {
                 .stream
                 .as_mut()
                 .ok_or(Error::State("next_batch called before start"))?;
-            let Ok(next) = tokio::time::timeout(self.config.idle_timeout, stream.next()).await
-            else {
-                let waited = self.config.idle_timeout;
-                self.reconnect(Error::Stalled { waited }).await?;
-                continue;
+            let next = match within(self.config.idle_timeout, stream.next()).await {
+                Ok(next) => next,
+                Err(stalled) => {
+                    self.reconnect(stalled).await?;
+                    continue;
+                }
             };
             match next {
                 Some(Ok(event)) => match self.handle(event).await {
