@@ -141,30 +141,13 @@ pub(crate) async fn existing_slot(
     client: &Client,
     config: &PostgresConfig,
 ) -> Result<Option<SlotState>> {
-    // A walsender of our own previous connection may take a moment to notice
-    // the connection closed; give it time before calling the slot busy.
-    let mut attempts = 0;
-    loop {
-        match read_slot(client, config).await {
-            Err(Error::SlotInUse { .. }) if attempts < RELEASE_POLLS => {
-                attempts += 1;
-                tokio::time::sleep(RELEASE_POLL).await;
-            }
-            other => return other,
-        }
-    }
+    while_held(|| read_slot(client, config)).await
 }
-
-/// How often, and how many times, the slot is looked at while a walsender of
-/// a connection just closed is still holding it (two seconds in all).
-const RELEASE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
-const RELEASE_POLLS: u32 = 20;
 
 /// Waits until no process holds `slot` (or it does not exist), as
 /// [`existing_slot`] does; `SlotInUse` when one still does.
 pub(crate) async fn await_released(client: &Client, slot: &str) -> Result<()> {
-    let mut attempts = 0;
-    loop {
+    while_held(|| async {
         let row = client
             .query_opt(
                 "SELECT active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
@@ -172,17 +155,34 @@ pub(crate) async fn await_released(client: &Client, slot: &str) -> Result<()> {
             )
             .await
             .map_err(Error::query("reading replication slots"))?;
-        let Some(pid) = row.and_then(|r| r.get::<_, Option<i32>>(0)) else {
-            return Ok(());
-        };
-        if attempts == RELEASE_POLLS {
-            return Err(Error::SlotInUse {
+        match row.and_then(|r| r.get::<_, Option<i32>>(0)) {
+            Some(pid) => Err(Error::SlotInUse {
                 slot: slot.to_owned(),
                 pid,
-            });
+            }),
+            None => Ok(()),
         }
-        attempts += 1;
-        tokio::time::sleep(RELEASE_POLL).await;
+    })
+    .await
+}
+
+/// Runs `look` again while it finds the slot held, for up to two seconds: a
+/// walsender of a connection just closed (ours) takes a moment to notice and
+/// let go, and only a holder that stays is reported as `SlotInUse`.
+async fn while_held<T, F, Fut>(mut look: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempts = 0;
+    loop {
+        match look().await {
+            Err(Error::SlotInUse { .. }) if attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
     }
 }
 
