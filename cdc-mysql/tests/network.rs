@@ -4,88 +4,23 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cdc_core::Source;
 use cdc_core::event::Value;
 use cdc_mysql::MySqlSource;
+use cdc_testkit::SilentPathProxy;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
-
-/// A TCP proxy to the server whose connections can be made to black-hole.
-struct Proxy {
-    port: u16,
-    /// Connections numbered below this forward nothing more.
-    silenced_below: Arc<AtomicU64>,
-    accepted: Arc<AtomicU64>,
-}
-
-impl Proxy {
-    async fn start(upstream: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let silenced_below = Arc::new(AtomicU64::new(0));
-        let accepted = Arc::new(AtomicU64::new(0));
-        let (silenced, count) = (silenced_below.clone(), accepted.clone());
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let id = count.fetch_add(1, Ordering::SeqCst);
-                let server = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
-                let (client_read, client_write) = client.into_split();
-                let (server_read, server_write) = server.into_split();
-                tokio::spawn(pump(client_read, server_write, id, silenced.clone()));
-                tokio::spawn(pump(server_read, client_write, id, silenced.clone()));
-            }
-        });
-        Proxy {
-            port,
-            silenced_below,
-            accepted,
-        }
-    }
-
-    /// Every connection open now forwards nothing more, and stays open.
-    fn silence_open_connections(&self) {
-        let open = self.accepted.load(Ordering::SeqCst);
-        self.silenced_below.store(open, Ordering::SeqCst);
-    }
-
-    /// Every connection, open now or opened later, forwards nothing.
-    fn silence_all(&self) {
-        self.silenced_below.store(u64::MAX, Ordering::SeqCst);
-    }
-}
-
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, id: u64, silenced: Arc<AtomicU64>) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if id < silenced.load(Ordering::SeqCst) {
-            // Hold both sockets open and drop everything: a black hole.
-            std::future::pending::<()>().await;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
-}
 
 /// A server with table `test.t`, a proxy to it, and a source of `t` started
 /// through the proxy (heartbeat 200 ms, idle timeout 1 s).
-async fn through_proxy() -> (cdc_testkit::MariaDb, Proxy, MySqlSource) {
+async fn through_proxy() -> (cdc_testkit::MariaDb, SilentPathProxy, MySqlSource) {
     let db = mariadb();
     sql(&db, "CREATE TABLE test.t (id INT PRIMARY KEY)");
-    let proxy = Proxy::start(db.port()).await;
+    let proxy = SilentPathProxy::start(db.port()).expect("proxy");
     let mut cfg = config(&db, &["t"]);
     cfg.host = "127.0.0.1".into();
-    cfg.port = proxy.port;
+    cfg.port = proxy.port();
     cfg.heartbeat = Duration::from_millis(200);
     cfg.idle_timeout = Duration::from_secs(1);
     let mut src = MySqlSource::new(cfg).unwrap();
@@ -132,8 +67,5 @@ async fn a_silent_path_before_the_first_change_is_retried_and_skips_nothing() {
     };
     let (batches, ()) = tokio::join!(transactions(&mut src, 1), restore);
     assert_eq!(ids(&batches), [Value::Int(1)]);
-    assert!(
-        proxy.accepted.load(Ordering::SeqCst) >= 4,
-        "no attempt was retried"
-    );
+    assert!(proxy.accepted() >= 4, "no attempt was retried");
 }

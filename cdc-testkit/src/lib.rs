@@ -22,6 +22,7 @@ mod mariadb;
 mod nats;
 mod postgres;
 mod process;
+mod proxy;
 mod test_data;
 mod tls;
 
@@ -29,6 +30,7 @@ pub use error::Error;
 pub use mariadb::MariaDb;
 pub use nats::Nats;
 pub use postgres::Postgres;
+pub use proxy::SilentPathProxy;
 pub use test_data::mariadb_test_file;
 pub use tls::{TestCert, self_signed_cert};
 
