@@ -1,60 +1,13 @@
 //! Live tests against the test kit's PostgreSQL 15.
 
+mod support;
+
 use std::time::Duration;
 
-use cdc_core::event::{ChangeKind, Decimal, Record, SourcePosition, TableName, Value};
-use cdc_core::{Source, SourceBatch};
-use cdc_postgres::{Error, Password, PostgresConfig, PostgresSource};
-use cdc_testkit::Postgres;
-
-fn server() -> Postgres {
-    Postgres::start().expect("PostgreSQL 15 test server (cdc-testkit) must start")
-}
-
-fn config(pg: &Postgres, tables: &[&str]) -> PostgresConfig {
-    let mut config = PostgresConfig::new(
-        pg.user(),
-        pg.database(),
-        "cdc_slot",
-        "cdc_pub",
-        tables
-            .iter()
-            .map(|t| TableName::new("public", *t))
-            .collect(),
-    );
-    config.port = pg.port();
-    config
-}
-
-/// The next batch that holds row changes (heartbeat batches are skipped).
-async fn next_tx(source: &mut PostgresSource) -> SourceBatch {
-    let wait = async {
-        loop {
-            let batch = source
-                .next_batch()
-                .await
-                .expect("next_batch")
-                .expect("stream open");
-            if batch.records.iter().any(|r| matches!(r, Record::Change(_))) {
-                return batch;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), wait)
-        .await
-        .expect("a transaction within 30 s")
-}
-
-fn changes(batch: &SourceBatch) -> Vec<&cdc_core::event::Change> {
-    batch
-        .records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Change(c) => Some(c),
-            _ => None,
-        })
-        .collect()
-}
+use cdc_core::Source;
+use cdc_core::event::{ChangeKind, Decimal, Record, SourcePosition, Value};
+use cdc_postgres::{Error, Password, PostgresSource};
+use support::*;
 
 fn lsn(p: &SourcePosition) -> u64 {
     match p {
