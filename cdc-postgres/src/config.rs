@@ -98,6 +98,17 @@ pub struct PostgresConfig {
     /// Send a standby status update at least this often. Default 10 s.
     #[serde(default = "default_status")]
     pub status_interval: Duration,
+    /// How long a request for an answer may go unanswered before the
+    /// connection is presumed dead and `next_batch` fails with the retryable
+    /// [`Error::Stalled`]: a network path that drops packets sends no reset.
+    /// Each periodic status update asks the walsender to answer, which it
+    /// does at once when idle, and at least every half `wal_sender_timeout`
+    /// while it decodes a large transaction; so at start this is raised, with
+    /// a log line, to exceed half the server's `wal_sender_timeout` plus
+    /// `status_interval`. Must exceed `status_interval`. Default 60 s, as
+    /// PostgreSQL's own `wal_receiver_timeout`.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Duration,
     /// Memory (estimated decoded bytes) a transaction may buffer before it is
     /// handed to the change log in parts of about this size instead of whole,
     /// so a transaction of any size streams with bounded memory. Default 64 MiB.
@@ -119,6 +130,9 @@ fn default_heartbeat() -> Duration {
 }
 fn default_status() -> Duration {
     Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_chunk() -> u64 {
     64 << 20
@@ -156,6 +170,7 @@ impl PostgresConfig {
             create_publication: true,
             heartbeat_interval: default_heartbeat(),
             status_interval: default_status(),
+            idle_timeout: default_idle_timeout(),
             transaction_chunk_bytes: default_chunk(),
         }
     }
@@ -185,6 +200,12 @@ impl PostgresConfig {
         }
         if self.heartbeat_interval.is_zero() || self.status_interval.is_zero() {
             return bad("heartbeat_interval", "intervals must be above zero");
+        }
+        if self.idle_timeout <= self.status_interval {
+            return bad(
+                "idle_timeout",
+                "must exceed status_interval (default 60 s), which paces the requests for an answer",
+            );
         }
         if self.ssl_mode == SslMode::VerifyFull && self.ssl_root_cert.is_none() {
             return bad(

@@ -187,9 +187,42 @@ pub enum Error {
     /// The source was used before `start`.
     #[error("the source is not started; call start first")]
     NotStarted,
+    /// Nothing came back from the server for `waited`, though every standby
+    /// status update asks for an answer: the connection is presumed dead (a
+    /// dropped network path sends no reset).
+    #[error(
+        "postgres answered nothing for {waited:?} while {context}; the connection is presumed dead \
+         (retry resumes from the last acknowledged position; raise idle_timeout if the server is only slow)"
+    )]
+    Stalled {
+        /// What we were doing.
+        context: &'static str,
+        /// How long the source waited.
+        waited: std::time::Duration,
+    },
 }
 
 impl Error {
+    /// Whether starting the source again (and resuming from the last
+    /// acknowledged position) can help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Connect { .. }
+            | Error::TlsHandshake { .. }
+            | Error::ConnectionClosed
+            | Error::Protocol { .. }
+            | Error::Query { .. }
+            | Error::SlotInUse { .. }
+            | Error::Stalled { .. } => true,
+            // Connection exceptions, insufficient resources, operator
+            // intervention (a shutdown or a terminated backend), system errors.
+            Error::Server { code, .. } => ["08", "53", "57", "58"]
+                .iter()
+                .any(|class| code.starts_with(class)),
+            _ => false,
+        }
+    }
+
     pub(crate) fn query(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
         move |source| Error::Query { context, source }
     }
@@ -209,3 +242,40 @@ impl Error {
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: &str) -> Error {
+        Error::Server {
+            context: "streaming",
+            code: code.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn transient_failures_are_retryable_and_mistakes_are_not() {
+        assert!(Error::ConnectionClosed.is_retryable());
+        assert!(
+            Error::Stalled {
+                context: "streaming",
+                waited: std::time::Duration::from_secs(60)
+            }
+            .is_retryable()
+        );
+        // 57P01: terminated by an administrator; 08006: connection failure.
+        assert!(server("57P01").is_retryable());
+        assert!(server("08006").is_retryable());
+        // 42704: undefined object, e.g. a publication dropped under us.
+        assert!(!server("42704").is_retryable());
+        assert!(!Error::NotStarted.is_retryable());
+        assert!(
+            !Error::WalLevel {
+                actual: "replica".into()
+            }
+            .is_retryable()
+        );
+    }
+}

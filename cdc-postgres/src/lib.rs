@@ -14,12 +14,14 @@
 mod assembler;
 mod config;
 mod error;
+mod liveness;
 pub mod pgoutput;
 mod replication;
 mod schema;
 mod slot;
 mod snapshot;
 mod source;
+mod stream;
 mod tls;
 mod value;
 

@@ -1,8 +1,11 @@
 //! Preconditions, publications and replication slots, checked through an
 //! ordinary connection so every failure names its fix.
 
+use std::time::Duration;
+
 use cdc_core::event::TableName;
 use tokio_postgres::Client;
+use tracing::info;
 
 use crate::config::PostgresConfig;
 use crate::error::{Error, Result};
@@ -128,6 +131,38 @@ async fn ensure_publication(client: &Client, config: &PostgresConfig) -> Result<
     }
 }
 
+/// The server's `wal_sender_timeout`; zero when disabled.
+pub(crate) async fn wal_sender_timeout(client: &Client) -> Result<Duration> {
+    let millis: i64 = client
+        .query_one(
+            "SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'wal_sender_timeout'",
+            &[],
+        )
+        .await
+        .map_err(Error::query("reading wal_sender_timeout"))?
+        .get(0);
+    Ok(Duration::from_millis(u64::try_from(millis).unwrap_or(0)))
+}
+
+/// Ends the walsender `pid` if it still holds `slot`: ours, from a stream
+/// abandoned as stalled. It would otherwise hold the slot until its own
+/// `wal_sender_timeout` ran out. A pid that no longer holds the slot may have
+/// been reused, so nothing else is ever ended.
+pub(crate) async fn end_abandoned_walsender(client: &Client, slot: &str, pid: i32) -> Result<()> {
+    let ended = client
+        .query_opt(
+            "SELECT pg_catalog.pg_terminate_backend(active_pid) \
+             FROM pg_catalog.pg_replication_slots WHERE slot_name = $1 AND active_pid = $2",
+            &[&slot, &pid],
+        )
+        .await
+        .map_err(Error::query("ending the walsender of a stalled stream"))?;
+    if ended.is_some() {
+        info!(slot, pid, "ended the walsender of a stalled stream");
+    }
+    Ok(())
+}
+
 /// The state of an existing slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SlotState {
@@ -179,7 +214,7 @@ where
         match look().await {
             Err(Error::SlotInUse { .. }) if attempts < 20 => {
                 attempts += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             other => return other,
         }

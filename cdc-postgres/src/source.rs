@@ -1,22 +1,19 @@
-//! The [`Source`] implementation: slot checks, the replication stream, standby
-//! status updates and heartbeats.
-
-use std::time::Instant;
+//! The [`Source`] implementation: slot checks, starting and restarting the
+//! replication stream.
 
 use async_trait::async_trait;
 use cdc_core::event::{SourcePosition, TableName};
 use cdc_core::{Source, SourceBatch};
 use tokio_postgres::{Client, NoTls};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use crate::assembler::{Assembler, HEARTBEAT_PREFIX};
 use crate::config::PostgresConfig;
 use crate::error::{Error, Result};
-use crate::pgoutput::{self, PgOutputMessage};
-use crate::replication::{CopyMessage, ReplicationConnection, format_lsn};
-use crate::schema::Catalog;
+use crate::liveness::{effective_timeout, within};
+use crate::replication::{ReplicationConnection, format_lsn};
 use crate::slot;
 use crate::snapshot::InitialSnapshot;
+use crate::stream::Running;
 
 /// A PostgreSQL logical replication source reading pgoutput from one slot.
 ///
@@ -27,30 +24,21 @@ use crate::snapshot::InitialSnapshot;
 /// [`PostgresConfig::transaction_chunk_bytes`] comes in parts (see
 /// [`Assembler`](crate::Assembler)). The slot's confirmed position advances
 /// only through [`acknowledge`](Source::acknowledge).
+///
+/// A connection whose requests for an answer go unanswered for
+/// [`PostgresConfig::idle_timeout`] fails `next_batch` with the retryable
+/// [`Error::Stalled`]. Every error ends the stream; `start` again resumes
+/// from the last acknowledged position, and first ends the walsender of a
+/// stalled stream, which would hold the slot until its own timeout.
 pub struct PostgresSource {
     config: PostgresConfig,
     running: Option<Running>,
     /// A replication connection that created the slot and exported the
     /// initial snapshot, kept idle until streaming starts at `.1`.
     pending: Option<(ReplicationConnection, u64)>,
-}
-
-struct Running {
-    conn: ReplicationConnection,
-    client: Client,
-    catalog: Catalog,
-    assembler: Assembler,
-    /// Highest position passed to `acknowledge` (or the start position).
-    flushed: u64,
-    /// Highest WAL position received in a non-zero XLogData header.
-    written: u64,
-    /// Position of the last batch handed out by `next_batch`.
-    delivered: u64,
-    /// The server's sent position from the last keepalive.
-    keepalive_end: u64,
-    last_status: Instant,
-    last_activity: Instant,
-    heartbeat_pending: bool,
+    /// The walsender of a stream given up as stalled, still holding the slot
+    /// as far as the server knows.
+    abandoned: Option<i32>,
 }
 
 impl std::fmt::Debug for PostgresSource {
@@ -94,6 +82,7 @@ impl PostgresSource {
             config,
             running: None,
             pending: None,
+            abandoned: None,
         }
     }
 
@@ -105,7 +94,7 @@ impl PostgresSource {
         self.running = None;
         self.pending = None;
         self.config.validate()?;
-        let client = connect_client(&self.config).await?;
+        let client = self.connect_client().await?;
         slot::check_prerequisites(&client, &self.config).await?;
         if slot::existing_slot(&client, &self.config).await?.is_some() {
             return Err(Error::Config {
@@ -117,7 +106,7 @@ impl PostgresSource {
                 ),
             });
         }
-        let mut conn = ReplicationConnection::connect(&self.config).await?;
+        let mut conn = self.connect_replication().await?;
         let rows = conn
             .simple_query(
                 &format!(
@@ -158,23 +147,90 @@ impl PostgresSource {
     /// upgrade; a later `start` with a resume position then reports the gap).
     pub async fn drop_slot_and_publication(&mut self) -> Result<()> {
         self.running = None;
-        let client = connect_client(&self.config).await?;
+        let client = self.connect_client().await?;
+        self.end_abandoned_walsender(&client).await;
         // The walsender of the stream just closed holds the slot a moment longer.
         slot::await_released(&client, &self.config.slot).await?;
         slot::drop_slot(&client, &self.config.slot).await?;
         slot::drop_publication(&client, &self.config.publication).await
     }
 
+    /// Drops the stream after `error`, remembering its walsender if the path
+    /// went silent: the server does not know the connection is gone.
+    fn end_stream(&mut self, error: &Error) {
+        if let Some(running) = self.running.take()
+            && matches!(error, Error::Stalled { .. })
+        {
+            self.abandoned = running.walsender_pid();
+        }
+    }
+
+    /// [`connect_client`], bounded by the idle timeout.
+    async fn connect_client(&self) -> Result<Client> {
+        let connect = connect_client(&self.config);
+        within(self.config.idle_timeout, "connecting", connect).await
+    }
+
+    /// A replication connection, bounded by the idle timeout.
+    async fn connect_replication(&self) -> Result<ReplicationConnection> {
+        let connect = ReplicationConnection::connect(&self.config);
+        within(self.config.idle_timeout, "connecting", Box::pin(connect)).await
+    }
+
+    /// Ends the walsender of a stream given up as stalled, if it still holds
+    /// the slot. Failing that, the slot's holder is reported as usual.
+    async fn end_abandoned_walsender(&mut self, client: &Client) {
+        let Some(pid) = self.abandoned.take() else {
+            return;
+        };
+        if let Err(error) = slot::end_abandoned_walsender(client, &self.config.slot, pid).await {
+            warn!(%error, pid, "could not end the walsender of a stalled stream");
+        }
+    }
+
     async fn open(&mut self, resume_after: Option<u64>) -> Result<Running> {
         self.config.validate()?;
-        let client = connect_client(&self.config).await?;
+        let client = self.connect_client().await?;
         slot::check_prerequisites(&client, &self.config).await?;
+        let wal_sender_timeout = within(
+            self.config.idle_timeout,
+            "reading wal_sender_timeout",
+            slot::wal_sender_timeout(&client),
+        )
+        .await?;
+        let idle_timeout = effective_timeout(
+            self.config.idle_timeout,
+            wal_sender_timeout,
+            self.config.status_interval,
+        );
+        self.end_abandoned_walsender(&client).await;
         let pending = self.pending.take();
-        let (conn, start) = match pending {
+        let (mut conn, start) = match pending {
             Some((conn, point)) => (conn, point.max(resume_after.unwrap_or(0))),
             None => self.find_or_create_slot(&client, resume_after).await?,
         };
-        self.start_stream(conn, client, start).await
+        let publication = slot::quote_ident(&self.config.publication).replace('\'', "''");
+        let command = format!(
+            "START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names '{}', messages 'true')",
+            slot::quote_ident(&self.config.slot),
+            format_lsn(start),
+            publication
+        );
+        let starting = conn.start_replication(&command);
+        if let Err(error) = within(idle_timeout, "starting replication", starting).await {
+            // The walsender may have taken the slot before the path went silent.
+            if matches!(error, Error::Stalled { .. }) {
+                self.abandoned = conn.backend_pid();
+            }
+            return Err(error);
+        }
+        Ok(Running::new(
+            conn,
+            client,
+            &self.config,
+            start,
+            idle_timeout,
+        ))
     }
 
     async fn find_or_create_slot(
@@ -195,7 +251,7 @@ impl PostgresSource {
                 });
             }
             None => {
-                let mut conn = ReplicationConnection::connect(&self.config).await?;
+                let mut conn = self.connect_replication().await?;
                 let rows = conn
                     .simple_query(
                         &format!(
@@ -216,140 +272,7 @@ impl PostgresSource {
                 return Ok((conn, point));
             }
         };
-        Ok((ReplicationConnection::connect(&self.config).await?, start))
-    }
-
-    async fn start_stream(
-        &self,
-        mut conn: ReplicationConnection,
-        client: Client,
-        start: u64,
-    ) -> Result<Running> {
-        let publication = slot::quote_ident(&self.config.publication).replace('\'', "''");
-        conn.start_replication(&format!(
-            "START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names '{}', messages 'true')",
-            slot::quote_ident(&self.config.slot),
-            format_lsn(start),
-            publication
-        ))
-        .await?;
-        let now = Instant::now();
-        Ok(Running {
-            conn,
-            client,
-            catalog: Catalog::default(),
-            assembler: Assembler::new(
-                &self.config.tables,
-                start,
-                self.config.transaction_chunk_bytes,
-            ),
-            flushed: start,
-            written: start,
-            delivered: start,
-            keepalive_end: 0,
-            last_status: now,
-            last_activity: now,
-            heartbeat_pending: false,
-        })
-    }
-}
-
-impl Running {
-    async fn send_status(&mut self) -> Result<()> {
-        self.last_status = Instant::now();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0);
-        // When every batch handed out is acknowledged and no transaction is
-        // open, nothing up to the server's sent position is ours to lose, so it
-        // may be confirmed: this is what lets a fast shutdown of the server
-        // finish (the walsender waits for its sent position to be confirmed).
-        let idle = !self.assembler.in_transaction() && self.flushed >= self.delivered;
-        let flushed = if idle {
-            self.flushed.max(self.keepalive_end)
-        } else {
-            self.flushed
-        };
-        self.conn
-            .send_status(self.written.max(flushed), flushed, now)
-            .await
-    }
-
-    async fn emit_heartbeat(&mut self) -> Result<()> {
-        self.heartbeat_pending = true;
-        self.client
-            .execute(
-                "SELECT pg_catalog.pg_logical_emit_message(false, $1::text, ''::text)",
-                &[&HEARTBEAT_PREFIX],
-            )
-            .await
-            .map_err(Error::query("emitting a heartbeat message"))?;
-        Ok(())
-    }
-
-    async fn next_batch(&mut self, config: &PostgresConfig) -> Result<Option<SourceBatch>> {
-        loop {
-            let status_due = self.last_status + config.status_interval;
-            let heartbeat_due = self.last_activity + config.heartbeat_interval;
-            let deadline = status_due.min(heartbeat_due);
-            let message =
-                match tokio::time::timeout_at(deadline.into(), self.conn.next_copy_message()).await
-                {
-                    Ok(message) => message?,
-                    Err(_) => {
-                        let now = Instant::now();
-                        if now >= status_due {
-                            self.send_status().await?;
-                        }
-                        if now >= heartbeat_due {
-                            self.last_activity = now;
-                            if !self.assembler.in_transaction() && !self.heartbeat_pending {
-                                self.emit_heartbeat().await?;
-                            }
-                        }
-                        continue;
-                    }
-                };
-            match message {
-                // The server ended the stream (it is shutting down or restarting):
-                // not the end of the source, so the host's retry resumes.
-                None => return Err(Error::ConnectionClosed),
-                Some(CopyMessage::Keepalive {
-                    wal_end,
-                    reply_requested,
-                }) => {
-                    self.keepalive_end = self.keepalive_end.max(wal_end);
-                    if reply_requested {
-                        self.send_status().await?;
-                    }
-                }
-                Some(CopyMessage::XLogData { start, data, .. }) => {
-                    // A header start of 0 carries no position; never report it.
-                    if start != 0 {
-                        self.written = self.written.max(start);
-                    }
-                    self.last_activity = Instant::now();
-                    let message = pgoutput::decode(&data)
-                        .map_err(|source| Error::Decode { lsn: start, source })?;
-                    if let PgOutputMessage::Relation(relation) = &message {
-                        let info = self.catalog.describe(&self.client, relation).await?;
-                        self.assembler.add_relation(relation.id, info);
-                        continue;
-                    }
-                    if matches!(&message, PgOutputMessage::Message(m) if m.prefix == HEARTBEAT_PREFIX)
-                    {
-                        self.heartbeat_pending = false;
-                    }
-                    if let Some(batch) = self.assembler.handle(message, data.len())? {
-                        if let SourcePosition::Postgres { lsn } = batch.position {
-                            self.delivered = self.delivered.max(lsn);
-                        }
-                        return Ok(Some(batch));
-                    }
-                }
-            }
-        }
+        Ok((self.connect_replication().await?, start))
     }
 }
 
@@ -379,8 +302,8 @@ impl Source for PostgresSource {
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
         let running = self.running.as_mut().ok_or(Error::NotStarted)?;
         let result = running.next_batch(&self.config).await;
-        if result.is_err() {
-            self.running = None;
+        if let Err(error) = &result {
+            self.end_stream(error);
         }
         result
     }
@@ -392,10 +315,10 @@ impl Source for PostgresSource {
                 position: format!("{position:?}"),
             });
         };
-        if *lsn > running.flushed {
-            running.flushed = *lsn;
-            running.send_status().await?;
+        let result = running.acknowledge(*lsn).await;
+        if let Err(error) = &result {
+            self.end_stream(error);
         }
-        Ok(())
+        result
     }
 }

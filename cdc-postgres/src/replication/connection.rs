@@ -21,6 +21,8 @@ pub(crate) struct ReplicationConnection {
     stream: PgStream,
     read_buf: BytesMut,
     write_buf: BytesMut,
+    /// The walsender's process id, from the startup's BackendKeyData.
+    backend_pid: Option<i32>,
 }
 
 impl ReplicationConnection {
@@ -39,6 +41,7 @@ impl ReplicationConnection {
             stream,
             read_buf: BytesMut::with_capacity(256 * 1024),
             write_buf: BytesMut::new(),
+            backend_pid: None,
         };
         let mut params = vec![
             ("user", config.user.as_str()),
@@ -50,8 +53,18 @@ impl ReplicationConnection {
         frontend::startup_message(params, &mut conn.write_buf).map_err(io_protocol)?;
         conn.flush().await?;
         conn.authenticate(config).await?;
-        conn.wait_ready("starting up").await?;
-        Ok(conn)
+        loop {
+            match conn.read_message_raw("starting up").await? {
+                backend::Message::BackendKeyData(key) => conn.backend_pid = Some(key.process_id()),
+                backend::Message::ReadyForQuery(_) => return Ok(conn),
+                _ => {}
+            }
+        }
+    }
+
+    /// The process id of the walsender serving this connection.
+    pub(crate) fn backend_pid(&self) -> Option<i32> {
+        self.backend_pid
     }
 
     async fn authenticate(&mut self, config: &PostgresConfig) -> Result<()> {
@@ -130,14 +143,6 @@ impl ReplicationConnection {
             reason: format!("server signature did not verify: {e}"),
         })?;
         Ok(())
-    }
-
-    async fn wait_ready(&mut self, context: &'static str) -> Result<()> {
-        loop {
-            if let backend::Message::ReadyForQuery(_) = self.read_message(context).await? {
-                return Ok(());
-            }
-        }
     }
 
     /// Runs a replication command and returns its rows as text.
@@ -222,12 +227,14 @@ impl ReplicationConnection {
         }
     }
 
-    /// Sends a standby status update.
+    /// Sends a standby status update; with `reply_requested` the walsender
+    /// answers with a keepalive (see `liveness`).
     pub(crate) async fn send_status(
         &mut self,
         written: u64,
         flushed: u64,
         now_unix_micros: i64,
+        reply_requested: bool,
     ) -> Result<()> {
         standby_status_update(
             &mut self.write_buf,
@@ -235,7 +242,7 @@ impl ReplicationConnection {
             flushed,
             flushed,
             now_unix_micros,
-            false,
+            reply_requested,
         );
         self.flush().await
     }

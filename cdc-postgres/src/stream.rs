@@ -1,0 +1,205 @@
+//! A started replication stream: pgoutput messages into batches, standby
+//! status updates, idle heartbeats, and the watch for a dead network path.
+
+use std::time::{Duration, Instant};
+
+use cdc_core::SourceBatch;
+use cdc_core::event::SourcePosition;
+use tokio_postgres::Client;
+
+use crate::assembler::{Assembler, HEARTBEAT_PREFIX};
+use crate::config::PostgresConfig;
+use crate::error::{Error, Result};
+use crate::liveness::{Liveness, within};
+use crate::pgoutput::{self, PgOutputMessage};
+use crate::replication::{CopyMessage, ReplicationConnection};
+use crate::schema::Catalog;
+
+/// The state of one replication connection, from `START_REPLICATION` on.
+pub(crate) struct Running {
+    conn: ReplicationConnection,
+    client: Client,
+    catalog: Catalog,
+    assembler: Assembler,
+    /// Highest position passed to `acknowledge` (or the start position).
+    flushed: u64,
+    /// Highest WAL position received in a non-zero XLogData header.
+    written: u64,
+    /// Position of the last batch handed out by `next_batch`.
+    delivered: u64,
+    /// The server's sent position from the last keepalive.
+    keepalive_end: u64,
+    last_status: Instant,
+    last_activity: Instant,
+    heartbeat_pending: bool,
+    /// Bounds every wait on the server.
+    idle_timeout: Duration,
+    liveness: Liveness,
+}
+
+impl Running {
+    /// The state of a stream started at `start` on `conn`.
+    pub(crate) fn new(
+        conn: ReplicationConnection,
+        client: Client,
+        config: &PostgresConfig,
+        start: u64,
+        idle_timeout: Duration,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            conn,
+            client,
+            catalog: Catalog::default(),
+            assembler: Assembler::new(&config.tables, start, config.transaction_chunk_bytes),
+            flushed: start,
+            written: start,
+            delivered: start,
+            keepalive_end: 0,
+            last_status: now,
+            last_activity: now,
+            heartbeat_pending: false,
+            idle_timeout,
+            liveness: Liveness::new(idle_timeout),
+        }
+    }
+
+    /// The walsender's process id, to end it if this stream is abandoned.
+    pub(crate) fn walsender_pid(&self) -> Option<i32> {
+        self.conn.backend_pid()
+    }
+
+    /// Everything up to `lsn` is durable downstream; confirms it upstream.
+    pub(crate) async fn acknowledge(&mut self, lsn: u64) -> Result<()> {
+        if lsn > self.flushed {
+            self.flushed = lsn;
+            self.send_status(false).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a status update; `ask` requests an answer and starts the
+    /// liveness clock (periodic updates ask, acknowledgements and replies to
+    /// the server's own requests need not).
+    async fn send_status(&mut self, ask: bool) -> Result<()> {
+        let sent_at = Instant::now();
+        self.last_status = sent_at;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        // When every batch handed out is acknowledged and no transaction is
+        // open, nothing up to the server's sent position is ours to lose, so it
+        // may be confirmed: this is what lets a fast shutdown of the server
+        // finish (the walsender waits for its sent position to be confirmed).
+        let idle = !self.assembler.in_transaction() && self.flushed >= self.delivered;
+        let flushed = if idle {
+            self.flushed.max(self.keepalive_end)
+        } else {
+            self.flushed
+        };
+        let written = self.written.max(flushed);
+        within(
+            self.idle_timeout,
+            "sending a standby status update",
+            self.conn.send_status(written, flushed, now, ask),
+        )
+        .await?;
+        if ask {
+            self.liveness.asked(sent_at);
+        }
+        Ok(())
+    }
+
+    async fn emit_heartbeat(&mut self) -> Result<()> {
+        self.heartbeat_pending = true;
+        let emit = async {
+            self.client
+                .execute(
+                    "SELECT pg_catalog.pg_logical_emit_message(false, $1::text, ''::text)",
+                    &[&HEARTBEAT_PREFIX],
+                )
+                .await
+                .map_err(Error::query("emitting a heartbeat message"))
+        };
+        within(self.idle_timeout, "emitting a heartbeat message", emit).await?;
+        Ok(())
+    }
+
+    /// The next batch; see [`PostgresSource`](crate::PostgresSource).
+    pub(crate) async fn next_batch(
+        &mut self,
+        config: &PostgresConfig,
+    ) -> Result<Option<SourceBatch>> {
+        loop {
+            let status_due = self.last_status + config.status_interval;
+            let heartbeat_due = self.last_activity + config.heartbeat_interval;
+            let stall_due = self.liveness.deadline();
+            let deadline = status_due
+                .min(heartbeat_due)
+                .min(stall_due.unwrap_or(status_due));
+            let message =
+                match tokio::time::timeout_at(deadline.into(), self.conn.next_copy_message()).await
+                {
+                    Ok(message) => message?,
+                    Err(_) => {
+                        let now = Instant::now();
+                        if stall_due.is_some_and(|due| now >= due) {
+                            return Err(self.liveness.stalled("streaming"));
+                        }
+                        if now >= status_due {
+                            self.send_status(true).await?;
+                        }
+                        if now >= heartbeat_due {
+                            self.last_activity = now;
+                            if !self.assembler.in_transaction() && !self.heartbeat_pending {
+                                self.emit_heartbeat().await?;
+                            }
+                        }
+                        continue;
+                    }
+                };
+            self.liveness.heard();
+            match message {
+                // The server ended the stream (it is shutting down or restarting):
+                // not the end of the source, so the host's retry resumes.
+                None => return Err(Error::ConnectionClosed),
+                Some(CopyMessage::Keepalive {
+                    wal_end,
+                    reply_requested,
+                }) => {
+                    self.keepalive_end = self.keepalive_end.max(wal_end);
+                    if reply_requested {
+                        self.send_status(false).await?;
+                    }
+                }
+                Some(CopyMessage::XLogData { start, data, .. }) => {
+                    // A header start of 0 carries no position; never report it.
+                    if start != 0 {
+                        self.written = self.written.max(start);
+                    }
+                    self.last_activity = Instant::now();
+                    let message = pgoutput::decode(&data)
+                        .map_err(|source| Error::Decode { lsn: start, source })?;
+                    if let PgOutputMessage::Relation(relation) = &message {
+                        let describe = self.catalog.describe(&self.client, relation);
+                        let info = within(self.idle_timeout, "reading a table's catalog", describe)
+                            .await?;
+                        self.assembler.add_relation(relation.id, info);
+                        continue;
+                    }
+                    if matches!(&message, PgOutputMessage::Message(m) if m.prefix == HEARTBEAT_PREFIX)
+                    {
+                        self.heartbeat_pending = false;
+                    }
+                    if let Some(batch) = self.assembler.handle(message, data.len())? {
+                        if let SourcePosition::Postgres { lsn } = batch.position {
+                            self.delivered = self.delivered.max(lsn);
+                        }
+                        return Ok(Some(batch));
+                    }
+                }
+            }
+        }
+    }
+}
