@@ -4,8 +4,9 @@
 //! built on `postgres-protocol` (trust, md5 and SCRAM-SHA-256 authentication,
 //! optional TLS with rustls),
 //! a hand-written pgoutput decoder, typed values with source fidelity, slot and
-//! publication management with checks that name their fix, and heartbeats that
-//! keep an idle slot's confirmed position moving.
+//! publication management with checks that name their fix, heartbeats that
+//! keep an idle slot's confirmed position moving, and a watch that notices a
+//! network path gone silent (see [`PostgresConfig::idle_timeout`]).
 //!
 //! [`PostgresSource`] implements [`cdc_core::Source`]: transactions in commit
 //! order (whole, or in parts when too large to buffer), positioned at each

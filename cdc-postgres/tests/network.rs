@@ -111,3 +111,28 @@ async fn a_start_on_a_silent_path_fails_in_bounded_time_and_the_next_one_streams
     let one = next_tx(&mut source).await;
     assert_eq!(first_id(&one), Value::Int(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_stream_answers_its_requests_and_is_not_taken_for_a_dead_one() {
+    let (pg, _proxy, mut config) = through_proxy(Duration::from_millis(800));
+    // Half of 1 s plus the 200 ms status interval stays below 800 ms, so
+    // the idle timeout is not raised: only the walsender's answers keep the
+    // stream alive through 4 s of quiet.
+    pg.sql("ALTER SYSTEM SET wal_sender_timeout = '1s'")
+        .unwrap();
+    pg.sql("SELECT pg_reload_conf()").unwrap();
+    config.heartbeat_interval = Duration::from_secs(60);
+    let mut source = PostgresSource::new(config);
+    source.start(None).await.unwrap();
+    let quiet = async {
+        loop {
+            source.next_batch().await?;
+        }
+    };
+    let quiet: Result<Result<(), Error>, _> =
+        tokio::time::timeout(Duration::from_secs(4), quiet).await;
+    assert!(quiet.is_err(), "the quiet stream ended: {quiet:?}");
+    pg.sql("INSERT INTO t VALUES (1)").unwrap();
+    let one = next_tx(&mut source).await;
+    assert_eq!(first_id(&one), Value::Int(1));
+}
