@@ -99,8 +99,9 @@ pub struct PostgresConfig {
     #[serde(default = "default_status")]
     pub status_interval: Duration,
     /// How long a request for an answer may go unanswered before the
-    /// connection is presumed dead and `next_batch` fails with the retryable
-    /// [`Error::Stalled`]: a network path that drops packets sends no reset.
+    /// connection is presumed dead ([`Error::Stalled`]) and replaced (see
+    /// `reconnect_attempts`): a network path that drops packets sends no
+    /// reset. Also bounds connecting and every query of the stream.
     /// Each periodic status update asks the walsender to answer, which it
     /// does at once when idle, and at least every half `wal_sender_timeout`
     /// while it decodes a large transaction; so at start this is raised, with
@@ -109,6 +110,15 @@ pub struct PostgresConfig {
     /// PostgreSQL's own `wal_receiver_timeout`.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: Duration,
+    /// Reconnect attempts after the stream broke for a reason a retry can
+    /// fix ([`Error::is_retryable`]: a dropped or stalled connection, a server
+    /// restart) before the error is returned. The stream resumes right after
+    /// the last whole transaction handed out, so nothing is lost or repeated;
+    /// only a stream that broke after handing out part of a split transaction
+    /// returns the error at once, for the host to restart from its log. Zero
+    /// returns every error. Default 20 (about 35 s of server downtime).
+    #[serde(default = "default_reconnects")]
+    pub reconnect_attempts: u32,
     /// Memory (estimated decoded bytes) a transaction may buffer before it is
     /// handed to the change log in parts of about this size instead of whole,
     /// so a transaction of any size streams with bounded memory. Default 64 MiB.
@@ -133,6 +143,9 @@ fn default_status() -> Duration {
 }
 fn default_idle_timeout() -> Duration {
     Duration::from_secs(60)
+}
+fn default_reconnects() -> u32 {
+    20
 }
 fn default_chunk() -> u64 {
     64 << 20
@@ -171,6 +184,7 @@ impl PostgresConfig {
             heartbeat_interval: default_heartbeat(),
             status_interval: default_status(),
             idle_timeout: default_idle_timeout(),
+            reconnect_attempts: default_reconnects(),
             transaction_chunk_bytes: default_chunk(),
         }
     }

@@ -13,7 +13,7 @@ use crate::liveness::{effective_timeout, within};
 use crate::replication::{ReplicationConnection, format_lsn};
 use crate::slot;
 use crate::snapshot::InitialSnapshot;
-use crate::stream::Running;
+use crate::stream::{Resuming, Running};
 
 /// A PostgreSQL logical replication source reading pgoutput from one slot.
 ///
@@ -26,10 +26,14 @@ use crate::stream::Running;
 /// only through [`acknowledge`](Source::acknowledge).
 ///
 /// A connection whose requests for an answer go unanswered for
-/// [`PostgresConfig::idle_timeout`] fails `next_batch` with the retryable
-/// [`Error::Stalled`]. Every error ends the stream; `start` again resumes
-/// from the last acknowledged position, and first ends the walsender of a
-/// stalled stream, which would hold the slot until its own timeout.
+/// [`PostgresConfig::idle_timeout`] counts as broken ([`Error::Stalled`]).
+/// After a broken connection or a server restart the source reconnects by
+/// itself ([`PostgresConfig::reconnect_attempts`]) and resumes right after
+/// the last whole transaction it handed out, so nothing is lost or repeated.
+/// Any other error, or one after part of a split transaction was handed out,
+/// ends the stream: `start` again resumes from the change log's last durable
+/// position. Either way a stalled stream's walsender, which would hold the
+/// slot until its own timeout, is ended first.
 pub struct PostgresSource {
     config: PostgresConfig,
     running: Option<Running>,
@@ -39,6 +43,12 @@ pub struct PostgresSource {
     /// The walsender of a stream given up as stalled, still holding the slot
     /// as far as the server knows.
     abandoned: Option<i32>,
+    /// Why an acknowledgement found the stream broken, for the next batch to
+    /// reconnect.
+    broken: Option<Error>,
+    /// A broken stream being replaced.
+    resuming: Option<Resuming>,
+    reconnects: u64,
 }
 
 impl std::fmt::Debug for PostgresSource {
@@ -83,6 +93,9 @@ impl PostgresSource {
             running: None,
             pending: None,
             abandoned: None,
+            broken: None,
+            resuming: None,
+            reconnects: 0,
         }
     }
 
@@ -143,6 +156,12 @@ impl PostgresSource {
         &self.config
     }
 
+    /// How many times the stream was resumed on a new connection by the
+    /// source itself (see [`PostgresConfig::reconnect_attempts`]).
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
     /// Drops the slot and the publication (teardown, or before a major-version
     /// upgrade; a later `start` with a resume position then reports the gap).
     pub async fn drop_slot_and_publication(&mut self) -> Result<()> {
@@ -162,6 +181,46 @@ impl PostgresSource {
             && matches!(error, Error::Stalled { .. })
         {
             self.abandoned = running.walsender_pid();
+        }
+    }
+
+    /// Replaces a broken stream by one that starts right after the last
+    /// whole transaction handed out, with backoff, until the attempts run out.
+    async fn resume(&mut self) -> Result<()> {
+        loop {
+            let Some(resuming) = self.resuming.as_mut() else {
+                return Ok(());
+            };
+            if resuming.attempts >= self.config.reconnect_attempts {
+                let resuming = self.resuming.take();
+                return Err(resuming.map_or(Error::NotStarted, |r| r.last_error));
+            }
+            resuming.attempts += 1;
+            warn!(attempt = resuming.attempts, error = %resuming.last_error, "replication stream broke; reconnecting");
+            let (delay, at) = (resuming.next_delay(), resuming.at);
+            tokio::time::sleep(delay).await;
+            // An attempt on a path that goes silent counts as failed.
+            let limit = self.config.idle_timeout;
+            let open = Box::pin(self.open(Some(at)));
+            match within(limit, "reconnecting", open).await {
+                Ok(mut running) => {
+                    if let Some(resuming) = self.resuming.take() {
+                        running.resume_from(resuming);
+                    }
+                    self.running = Some(running);
+                    self.reconnects += 1;
+                    return Ok(());
+                }
+                Err(error) if error.is_retryable() => {
+                    if let Some(resuming) = self.resuming.as_mut() {
+                        resuming.last_error = error;
+                    }
+                }
+                Err(error) => {
+                    self.resuming = None;
+                    return Err(error);
+                }
+            }
         }
     }
 
@@ -286,6 +345,8 @@ impl Source for PostgresSource {
 
     async fn start(&mut self, resume_after: Option<SourcePosition>) -> Result<()> {
         self.running = None;
+        self.broken = None;
+        self.resuming = None;
         let resume = match resume_after {
             None | Some(SourcePosition::None) => None,
             Some(SourcePosition::Postgres { lsn }) => Some(lsn),
@@ -300,25 +361,53 @@ impl Source for PostgresSource {
     }
 
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
-        let running = self.running.as_mut().ok_or(Error::NotStarted)?;
-        let result = running.next_batch(&self.config).await;
-        if let Err(error) = &result {
-            self.end_stream(error);
+        loop {
+            self.resume().await?;
+            let running = self.running.as_mut().ok_or(Error::NotStarted)?;
+            let error = match self.broken.take() {
+                Some(error) => error,
+                None => match running.next_batch(&self.config).await {
+                    Ok(batch) => return Ok(batch),
+                    Err(error) => error,
+                },
+            };
+            let resumable = error.is_retryable() && running.resumable();
+            if self.config.reconnect_attempts == 0 || !resumable {
+                self.end_stream(&error);
+                return Err(error);
+            }
+            if let Some(running) = self.running.take() {
+                if matches!(error, Error::Stalled { .. }) {
+                    self.abandoned = running.walsender_pid();
+                }
+                self.resuming = Some(running.into_resuming(error));
+            }
         }
-        result
     }
 
     async fn acknowledge(&mut self, position: &SourcePosition) -> Result<()> {
-        let running = self.running.as_mut().ok_or(Error::NotStarted)?;
         let SourcePosition::Postgres { lsn } = position else {
             return Err(Error::ForeignPosition {
                 position: format!("{position:?}"),
             });
         };
-        let result = running.acknowledge(*lsn).await;
-        if let Err(error) = &result {
-            self.end_stream(error);
+        if let Some(resuming) = self.resuming.as_mut() {
+            resuming.acknowledge(*lsn);
+            return Ok(());
         }
-        result
+        let running = self.running.as_mut().ok_or(Error::NotStarted)?;
+        match running.acknowledge(*lsn).await {
+            // The position is recorded; the next stream confirms it.
+            Err(error) if error.is_retryable() && self.config.reconnect_attempts > 0 => {
+                debug!(%error, "status update failed; reconnecting at the next batch");
+                self.broken = Some(error);
+                Ok(())
+            }
+            Err(error) => {
+                self.end_stream(&error);
+                Err(error)
+            }
+            Ok(()) => Ok(()),
+        }
     }
 }

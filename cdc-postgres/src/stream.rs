@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use cdc_core::SourceBatch;
-use cdc_core::event::SourcePosition;
+use cdc_core::event::{Record, SourcePosition};
 use tokio_postgres::Client;
 
 use crate::assembler::{Assembler, HEARTBEAT_PREFIX};
@@ -14,6 +14,41 @@ use crate::liveness::{Liveness, within};
 use crate::pgoutput::{self, PgOutputMessage};
 use crate::replication::{CopyMessage, ReplicationConnection};
 use crate::schema::Catalog;
+
+/// How often a walsender waiting for confirmation gets the host handed a
+/// heartbeat to acknowledge on.
+const NUDGE_INTERVAL: Duration = Duration::from_millis(20);
+
+/// A broken stream being replaced: what the next one continues from, and
+/// the attempts made so far. Kept by the source across awaits, so a caller
+/// that drops `next_batch` meanwhile resumes where it left off.
+pub(crate) struct Resuming {
+    /// Highest position acknowledged by the host.
+    flushed: u64,
+    catalog: Catalog,
+    /// Where the next stream starts: after the last whole transaction or
+    /// heartbeat handed out.
+    pub(crate) at: u64,
+    /// Why the stream broke, or why the last attempt failed.
+    pub(crate) last_error: Error,
+    pub(crate) attempts: u32,
+    delay: Duration,
+}
+
+impl Resuming {
+    /// Everything up to `lsn` is durable downstream; the next stream
+    /// confirms it.
+    pub(crate) fn acknowledge(&mut self, lsn: u64) {
+        self.flushed = self.flushed.max(lsn);
+    }
+
+    /// The pause before the next attempt: 200 ms, doubling up to 2 s.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let delay = self.delay;
+        self.delay = (delay * 2).min(Duration::from_secs(2));
+        delay
+    }
+}
 
 /// The state of one replication connection, from `START_REPLICATION` on.
 pub(crate) struct Running {
@@ -27,11 +62,14 @@ pub(crate) struct Running {
     written: u64,
     /// Position of the last batch handed out by `next_batch`.
     delivered: u64,
+    /// Position of the last batch handed out that was not a heartbeat.
+    delivered_changes: u64,
     /// The server's sent position from the last keepalive.
     keepalive_end: u64,
     last_status: Instant,
     last_activity: Instant,
     heartbeat_pending: bool,
+    last_nudge: Instant,
     /// Bounds every wait on the server.
     idle_timeout: Duration,
     liveness: Liveness,
@@ -55,10 +93,12 @@ impl Running {
             flushed: start,
             written: start,
             delivered: start,
+            delivered_changes: start,
             keepalive_end: 0,
             last_status: now,
             last_activity: now,
             heartbeat_pending: false,
+            last_nudge: now,
             idle_timeout,
             liveness: Liveness::new(idle_timeout),
         }
@@ -69,6 +109,32 @@ impl Running {
         self.conn.backend_pid()
     }
 
+    /// Whether the stream can go on from a new connection without repeating
+    /// anything handed out.
+    pub(crate) fn resumable(&self) -> bool {
+        !self.assembler.handed_out_part()
+    }
+
+    /// Ends the connections after `cause` broke them, keeping what the next
+    /// stream continues from.
+    pub(crate) fn into_resuming(self, cause: Error) -> Resuming {
+        Resuming {
+            flushed: self.flushed,
+            catalog: self.catalog,
+            at: self.delivered,
+            last_error: cause,
+            attempts: 0,
+            delay: Duration::from_millis(200),
+        }
+    }
+
+    /// Continues where a broken stream left off: its acknowledged position
+    /// (this stream started at its delivered one) and its catalog's cache.
+    pub(crate) fn resume_from(&mut self, resuming: Resuming) {
+        self.flushed = resuming.flushed.min(self.flushed);
+        self.catalog = resuming.catalog;
+    }
+
     /// Everything up to `lsn` is durable downstream; confirms it upstream.
     pub(crate) async fn acknowledge(&mut self, lsn: u64) -> Result<()> {
         if lsn > self.flushed {
@@ -76,6 +142,35 @@ impl Running {
             self.send_status(false).await?;
         }
         Ok(())
+    }
+
+    /// The walsender asked for a reply: it waits for its sent position to be
+    /// confirmed, as a server shutting down does. That needs the host to
+    /// acknowledge every transaction handed out, and the host acknowledges
+    /// when it is handed a batch, so it gets a heartbeat: at the sent
+    /// position when that is new, else the last one again, at most every
+    /// 20 ms while acknowledgements are missing.
+    fn nudge(&mut self, wal_end: u64) -> Option<SourceBatch> {
+        if let Some(batch) = self.assembler.keepalive(wal_end) {
+            return Some(self.hand_out(batch));
+        }
+        let missing = self.flushed < self.delivered_changes;
+        if !missing || self.last_nudge.elapsed() < NUDGE_INTERVAL {
+            return None;
+        }
+        self.last_nudge = Instant::now();
+        self.assembler.repeat_heartbeat()
+    }
+
+    /// Notes what `batch` delivers before it goes to the host.
+    fn hand_out(&mut self, batch: SourceBatch) -> SourceBatch {
+        if let SourcePosition::Postgres { lsn } = batch.position {
+            self.delivered = self.delivered.max(lsn);
+            if !matches!(batch.records.last(), Some(Record::Heartbeat(_))) {
+                self.delivered_changes = self.delivered_changes.max(lsn);
+            }
+        }
+        batch
     }
 
     /// Sends a status update; `ask` requests an answer and starts the
@@ -88,11 +183,12 @@ impl Running {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
             .unwrap_or(0);
-        // When every batch handed out is acknowledged and no transaction is
-        // open, nothing up to the server's sent position is ours to lose, so it
-        // may be confirmed: this is what lets a fast shutdown of the server
-        // finish (the walsender waits for its sent position to be confirmed).
-        let idle = !self.assembler.in_transaction() && self.flushed >= self.delivered;
+        // When every transaction handed out is acknowledged and none is open,
+        // nothing up to the server's sent position is ours to lose (heartbeats
+        // and schemas are sent again after a restart), so it may be confirmed:
+        // this is what lets a fast shutdown of the server finish (the
+        // walsender waits for its sent position to be confirmed).
+        let idle = !self.assembler.in_transaction() && self.flushed >= self.delivered_changes;
         let flushed = if idle {
             self.flushed.max(self.keepalive_end)
         } else {
@@ -171,6 +267,9 @@ impl Running {
                     self.keepalive_end = self.keepalive_end.max(wal_end);
                     if reply_requested {
                         self.send_status(false).await?;
+                        if let Some(batch) = self.nudge(wal_end) {
+                            return Ok(Some(batch));
+                        }
                     }
                 }
                 Some(CopyMessage::XLogData { start, data, .. }) => {
@@ -193,10 +292,7 @@ impl Running {
                         self.heartbeat_pending = false;
                     }
                     if let Some(batch) = self.assembler.handle(message, data.len())? {
-                        if let SourcePosition::Postgres { lsn } = batch.position {
-                            self.delivered = self.delivered.max(lsn);
-                        }
-                        return Ok(Some(batch));
+                        return Ok(Some(self.hand_out(batch)));
                     }
                 }
             }

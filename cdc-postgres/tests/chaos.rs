@@ -1,7 +1,8 @@
 //! Random transactions on two tables while the walsender is terminated again
-//! and again (13 to 19 times a run), read by the ingest runner into a change
-//! log the way a host runs it (start again after each error), with parts
-//! small enough that large transactions come split. The log, replayed onto an
+//! and again (6 to 10 times a run), read by the ingest runner into a change
+//! log the way a host runs it (start again after each error the source does
+//! not resume from by itself), with parts small enough that large
+//! transactions come split. The log, replayed onto an
 //! empty model, must give exactly the tables' final contents: every insert
 //! new, every update's and delete's before image equal to the model's row,
 //! every change inside one whole transaction. A lost, repeated or reordered
@@ -134,12 +135,19 @@ async fn terminate_walsenders(pg: &Postgres, done: &AtomicBool) -> usize {
 }
 
 /// Runs the ingest runner as a host would, starting it again after each
-/// error, until `stop`; the number of errors.
-async fn supervise(log: &ChangeLog, config: &PostgresConfig, stop: &CancellationToken) -> usize {
-    let mut failures = 0;
+/// error, until `stop`; the breaks the sources resumed from by themselves,
+/// and the errors the runner returned.
+async fn supervise(
+    log: &ChangeLog,
+    config: &PostgresConfig,
+    stop: &CancellationToken,
+) -> (u64, usize) {
+    let (mut reconnects, mut failures) = (0, 0);
     while !stop.is_cancelled() {
         let mut source = PostgresSource::new(config.clone());
-        match ingest::run(&mut source, log, stop).await {
+        let run = ingest::run(&mut source, log, stop).await;
+        reconnects += source.reconnects();
+        match run {
             Ok(_) => break,
             Err(_) => {
                 failures += 1;
@@ -147,7 +155,7 @@ async fn supervise(log: &ChangeLog, config: &PostgresConfig, stop: &Cancellation
             }
         }
     }
-    failures
+    (reconnects, failures)
 }
 
 /// Every record in the log, in order.
@@ -316,11 +324,17 @@ async fn random_writes_with_terminated_walsenders_replay_to_the_tables_contents(
         done.store(true, Ordering::SeqCst);
         stop.cancel();
     };
-    let (failures, (), ended) = tokio::join!(reading, writing, terminate_walsenders(&pg, &done));
+    let ((reconnects, failures), (), ended) =
+        tokio::join!(reading, writing, terminate_walsenders(&pg, &done));
     assert!(ended > 0, "seed {seed}: no walsender was terminated");
+    // Most breaks are resumed by the source itself; one after a part of a
+    // split transaction reaches the runner, which starts again.
+    eprintln!(
+        "seed {seed}: {ended} terminated, {reconnects} resumed by the source, {failures} by the runner"
+    );
     assert!(
-        failures > 0,
-        "seed {seed}: no termination reached the runner"
+        reconnects + failures as u64 > 0,
+        "seed {seed}: no termination broke the stream"
     );
 
     let model = replay(records(&log), seed);

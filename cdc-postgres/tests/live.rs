@@ -309,7 +309,9 @@ async fn transactions_arrive_whole_in_commit_order_with_truncates() {
 async fn restarted_reader_resumes_with_no_loss_and_no_duplicate() {
     let mut pg = server();
     pg.sql("CREATE TABLE r (id int PRIMARY KEY)").unwrap();
-    let config = config(&pg, &["r"]);
+    let mut config = config(&pg, &["r"]);
+    // The host's path: every error ends the stream, a new start resumes.
+    config.reconnect_attempts = 0;
     let mut source = PostgresSource::new(config.clone());
     source.start(None).await.unwrap();
     for i in 1..=3 {
@@ -359,8 +361,6 @@ async fn restarted_reader_resumes_with_no_loss_and_no_duplicate() {
     );
     let pg = restart.await.unwrap();
     pg.sql("INSERT INTO r VALUES (5)").unwrap();
-    let mut config = config;
-    config.port = pg.port();
     let mut source = PostgresSource::new(config);
     source.start(Some(four.position.clone())).await.unwrap();
     let five = next_tx(&mut source).await;
@@ -368,6 +368,38 @@ async fn restarted_reader_resumes_with_no_loss_and_no_duplicate() {
         changes(&five)[0].after.clone().unwrap(),
         vec![Value::Int(5)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_mid_stream_is_absorbed_by_the_source() {
+    let mut pg = server();
+    pg.sql("CREATE TABLE r (id int PRIMARY KEY)").unwrap();
+    let mut source = PostgresSource::new(config(&pg, &["r"]));
+    source.start(None).await.unwrap();
+    pg.sql("INSERT INTO r VALUES (1)").unwrap();
+    let one = next_tx(&mut source).await;
+    source.acknowledge(&one.position).await.unwrap();
+    // Committed but maybe not yet streamed when the server goes down.
+    pg.sql("INSERT INTO r VALUES (2)").unwrap();
+    let restart = tokio::task::spawn_blocking(move || {
+        pg.restart().unwrap();
+        pg.sql("INSERT INTO r VALUES (3)").unwrap();
+        pg
+    });
+    // The same source goes on: no error, nothing lost, nothing repeated.
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let batch = next_tx(&mut source).await;
+        source.acknowledge(&batch.position).await.unwrap();
+        ids.extend(
+            changes(&batch)
+                .iter()
+                .map(|c| c.after.clone().unwrap()[0].clone()),
+        );
+    }
+    let _pg = restart.await.unwrap();
+    assert_eq!(ids, [Value::Int(2), Value::Int(3)]);
+    assert!(source.reconnects() >= 1, "the restart broke the stream");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,4 +533,45 @@ async fn md5_and_scram_users_authenticate_and_stream() {
             vec![Value::Int(i as i64)]
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_after_part_of_a_split_transaction_is_returned_not_resumed() {
+    let pg = server();
+    pg.sql("CREATE TABLE big (id int PRIMARY KEY)").unwrap();
+    let mut config = config(&pg, &["big"]);
+    config.transaction_chunk_bytes = 64 << 10;
+    let mut source = PostgresSource::new(config);
+    source.start(None).await.unwrap();
+    // Far more than the socket buffers hold, so the walsender is still
+    // sending when it is terminated.
+    pg.sql("INSERT INTO big SELECT g FROM generate_series(1, 300000) g")
+        .unwrap();
+    let first = next_tx(&mut source).await;
+    assert!(
+        !first.records.iter().any(|r| matches!(r, Record::Commit(_))),
+        "the first part holds no commit"
+    );
+    pg.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'walsender'",
+    )
+    .unwrap();
+    // Resuming would deliver the transaction's first parts again: the error
+    // goes to the host, whose restart from its log skips what it holds.
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match source.next_batch().await {
+                Ok(Some(batch)) => assert!(
+                    !batch.records.iter().any(|r| matches!(r, Record::Begin(_))),
+                    "the transaction began again"
+                ),
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the broken stream ends");
+    let error = ended.expect_err("an error, not the end of the stream");
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(source.reconnects(), 0);
 }

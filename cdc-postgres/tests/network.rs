@@ -7,8 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use cdc_core::Source;
 use cdc_core::event::Value;
+use cdc_core::{Source, SourceBatch};
 use cdc_postgres::{Error, PostgresConfig, PostgresSource};
 use cdc_testkit::{Postgres, SilentPathProxy};
 use support::*;
@@ -44,11 +44,15 @@ async fn stream_error(source: &mut PostgresSource) -> Error {
         .expect("the silent stream fails within 30 s")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_stream_stalls_and_a_new_start_ends_its_walsender_and_resumes() {
-    let (pg, proxy, config) = through_proxy(Duration::from_millis(5500));
-    // The walsender of a silenced connection then holds the slot for 10 s,
-    // well past the stall and the start's two seconds of waiting for a holder.
+/// A source through the proxy that delivered row 1, then went silent while
+/// row 2 commits. The server's wal_sender_timeout of 10 s keeps the silenced
+/// walsender holding the slot well past the stall (5.5 s) and past a start's
+/// two seconds of waiting for a holder.
+async fn silenced_after_row_one(
+    reconnect_attempts: u32,
+) -> (Postgres, SilentPathProxy, PostgresSource, SourceBatch) {
+    let (pg, proxy, mut config) = through_proxy(Duration::from_millis(5500));
+    config.reconnect_attempts = reconnect_attempts;
     pg.sql("ALTER SYSTEM SET wal_sender_timeout = '10s'")
         .unwrap();
     pg.sql("SELECT pg_reload_conf()").unwrap();
@@ -57,10 +61,24 @@ async fn a_silent_stream_stalls_and_a_new_start_ends_its_walsender_and_resumes()
     pg.sql("INSERT INTO t VALUES (1)").unwrap();
     let one = next_tx(&mut source).await;
     source.acknowledge(&one.position).await.unwrap();
-
+    assert_eq!(first_id(&one), Value::Int(1));
     proxy.silence_open_connections();
     pg.sql("INSERT INTO t VALUES (2)").unwrap();
+    (pg, proxy, source, one)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_stream_is_resumed_on_a_new_connection_by_the_source() {
+    let (_pg, _proxy, mut source, _) = silenced_after_row_one(20).await;
     // Without the watch, next_batch would wait forever.
+    let two = next_tx(&mut source).await;
+    assert_eq!(first_id(&two), Value::Int(2));
+    assert_eq!(source.reconnects(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_stream_stalls_and_a_new_start_ends_its_walsender_and_resumes() {
+    let (_pg, _proxy, mut source, one) = silenced_after_row_one(0).await;
     let error = stream_error(&mut source).await;
     assert!(
         matches!(
@@ -78,7 +96,6 @@ async fn a_silent_stream_stalls_and_a_new_start_ends_its_walsender_and_resumes()
     // fails with SlotInUse.
     source.start(Some(one.position.clone())).await.unwrap();
     let two = next_tx(&mut source).await;
-    assert_eq!(first_id(&one), Value::Int(1));
     assert_eq!(first_id(&two), Value::Int(2));
 }
 
@@ -132,6 +149,11 @@ async fn a_quiet_stream_answers_its_requests_and_is_not_taken_for_a_dead_one() {
     let quiet: Result<Result<(), Error>, _> =
         tokio::time::timeout(Duration::from_secs(4), quiet).await;
     assert!(quiet.is_err(), "the quiet stream ended: {quiet:?}");
+    assert_eq!(
+        source.reconnects(),
+        0,
+        "the quiet stream was taken for dead"
+    );
     pg.sql("INSERT INTO t VALUES (1)").unwrap();
     let one = next_tx(&mut source).await;
     assert_eq!(first_id(&one), Value::Int(1));

@@ -111,6 +111,12 @@ impl Assembler {
         self.open.is_some()
     }
 
+    /// Whether a part of the open transaction was handed out already, so the
+    /// stream cannot be resumed on a new connection without repeating it.
+    pub fn handed_out_part(&self) -> bool {
+        self.open.as_ref().is_some_and(|tx| tx.split && !tx.skip)
+    }
+
     /// Registers a relation description; queues a schema record when it is a
     /// declared table whose schema is new or changed.
     pub fn add_relation(&mut self, id: u32, info: RelationInfo) {
@@ -251,6 +257,34 @@ impl Assembler {
             records,
             position: tx.position,
         }))
+    }
+
+    /// The server's sent position from a keepalive that asks for a reply:
+    /// every message before it was received, so with no transaction open it
+    /// is a completed position, handed out as a heartbeat. The host's
+    /// acknowledgement of it is what a walsender of a server shutting down
+    /// waits for.
+    pub fn keepalive(&mut self, wal_end: u64) -> Option<SourceBatch> {
+        match self.completed {
+            SourcePosition::Postgres { lsn } if wal_end > lsn => self.heartbeat(wal_end),
+            _ => None,
+        }
+    }
+
+    /// A heartbeat at the last completed position again, when no
+    /// transaction is open: nothing new for the log (the host drops it as
+    /// re-delivered), only a batch for the host to acknowledge on.
+    pub fn repeat_heartbeat(&self) -> Option<SourceBatch> {
+        if self.open.is_some() {
+            return None;
+        }
+        Some(SourceBatch {
+            records: vec![Record::Heartbeat(Heartbeat {
+                position: self.completed.clone(),
+                time_micros: now_micros(),
+            })],
+            position: self.completed.clone(),
+        })
     }
 
     fn heartbeat(&mut self, lsn: u64) -> Option<SourceBatch> {

@@ -235,3 +235,26 @@ fn unknown_relations_and_mismatched_commits_fail() {
         Err(Error::Protocol { .. })
     ));
 }
+
+#[test]
+fn a_keepalive_past_what_completed_is_a_heartbeat_and_inside_a_transaction_none() {
+    let mut assembler = Assembler::new(&tables(), 50, u64::MAX);
+    let mut messages = vec![relation(&["id"])];
+    messages.extend(transaction(100, [1]));
+    let batches = run(&mut assembler, &messages).unwrap();
+    assert_eq!(batches[0].position, pg(101));
+    // The server's sent position lies past the commit record.
+    let heartbeat = assembler.keepalive(180).unwrap();
+    assert_eq!(heartbeat.position, pg(180));
+    assert_eq!(kinds(&heartbeat.records), ["heartbeat"]);
+    // Not again at the same position, nor behind it.
+    assert!(assembler.keepalive(180).is_none());
+    assert!(assembler.keepalive(150).is_none());
+    // Repeated, the heartbeat holds the last completed position.
+    let again = assembler.repeat_heartbeat().unwrap();
+    assert_eq!(again.position, pg(180));
+    // Inside a transaction, neither: its commit is still to come.
+    run(&mut assembler, &[begin(300), insert(&["2"])]).unwrap();
+    assert!(assembler.keepalive(400).is_none());
+    assert!(assembler.repeat_heartbeat().is_none());
+}
