@@ -14,6 +14,9 @@ pub mod event;
 pub mod ingest;
 pub mod log;
 pub mod pipeline;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod replay;
 mod sink;
 mod source;
 

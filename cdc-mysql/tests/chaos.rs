@@ -6,11 +6,11 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use cdc_core::Source;
-use cdc_core::event::{Change, ChangeKind, Record, Row, Value};
+use cdc_core::event::{Record, Value};
+use cdc_core::replay::ReplayModel;
 use cdc_mysql::MySqlSource;
 use mysql_async::prelude::Queryable;
 use support::*;
@@ -34,9 +34,6 @@ impl Rng {
 const TRANSACTIONS: usize = 300;
 const KILLS: usize = 8;
 const SENTINEL: i64 = -1;
-
-/// The replayed tables: (table, primary key) to row.
-type Model = HashMap<(String, String), Row>;
 
 /// Runs random transactions; about one in ten rolls back.
 async fn write(db: &cdc_testkit::MariaDb, seed: u64) {
@@ -140,8 +137,8 @@ async fn kill_dumps(db: &cdc_testkit::MariaDb) -> usize {
 }
 
 /// Reads the stream up to the sentinel row, replaying it onto a model.
-async fn read(src: &mut MySqlSource, seed: u64) -> Model {
-    let mut model = HashMap::new();
+async fn read(src: &mut MySqlSource, seed: u64) -> ReplayModel {
+    let mut model = ReplayModel::new(&[("k", 1), ("m", 2)]);
     loop {
         let batch = tokio::time::timeout(Duration::from_secs(60), src.next_batch())
             .await
@@ -152,52 +149,14 @@ async fn read(src: &mut MySqlSource, seed: u64) -> Model {
             if let Record::Change(change) = record {
                 let sentinel =
                     change.after.as_ref().and_then(|r| r.first()) == Some(&Value::Int(SENTINEL));
-                apply(&mut model, change, seed);
+                model
+                    .apply(change)
+                    .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
                 if sentinel {
                     return model;
                 }
             }
         }
-    }
-}
-
-/// The primary key of a row of `table`, as text (values are not `Hash`).
-fn key(table: &str, row: &Row) -> String {
-    let n = if table == "m" { 2 } else { 1 };
-    format!("{:?}", &row[..n])
-}
-
-/// Applies one change to the model, failing on anything that does not follow.
-fn apply(model: &mut Model, change: Change, seed: u64) {
-    let table = change.table.name.to_string();
-    match change.kind {
-        ChangeKind::Insert => {
-            let after = change.after.unwrap();
-            let old = model.insert((table.clone(), key(&table, &after)), after);
-            assert!(
-                old.is_none(),
-                "seed {seed}: insert into {table} of a row already there"
-            );
-        }
-        ChangeKind::Update => {
-            let (before, after) = (change.before.unwrap(), change.after.unwrap());
-            let old = model.insert((table.clone(), key(&table, &after)), after);
-            assert_eq!(
-                old,
-                Some(before),
-                "seed {seed}: update of {table} out of step"
-            );
-        }
-        ChangeKind::Delete => {
-            let before = change.before.unwrap();
-            let old = model.remove(&(table.clone(), key(&table, &before)));
-            assert_eq!(
-                old,
-                Some(before),
-                "seed {seed}: delete from {table} out of step"
-            );
-        }
-        other => panic!("seed {seed}: unexpected {other:?}"),
     }
 }
 
@@ -216,18 +175,6 @@ async fn rows_as_text(conn: &mut mysql_async::Conn, query: &str) -> Vec<Vec<Opti
                 .collect()
         })
         .collect()
-}
-
-/// A replayed value as the text protocol shows it.
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::Int(i) => Some(i.to_string()),
-        Value::UInt(u) => Some(u.to_string()),
-        Value::Text(t) => Some(t.to_string()),
-        Value::Decimal(d) => Some(d.to_string()),
-        other => panic!("unexpected value type {:?}", std::mem::discriminant(other)),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -253,12 +200,8 @@ async fn random_writes_with_killed_dump_connections_replay_to_the_tables_content
     let mut conn = connect(&db).await;
     let mut expected = rows_as_text(&mut conn, "SELECT id, v, n, d FROM k").await;
     expected.extend(rows_as_text(&mut conn, "SELECT a, b, c FROM m").await);
-    let mut replayed: Vec<Vec<Option<String>>> = model
-        .values()
-        .map(|row| row.iter().map(text).collect())
-        .collect();
     expected.sort();
-    replayed.sort();
+    let replayed = model.rows_as_text();
     assert!(expected.len() > 100, "seed {seed}: too few rows to judge");
     assert!(
         expected == replayed,

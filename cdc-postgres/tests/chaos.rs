@@ -8,13 +8,13 @@
 //! every change inside one whole transaction. A lost, repeated or reordered
 //! change fails at once, naming the seed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use cdc_core::event::{Change, ChangeKind, Record, Row, TableName, Value};
+use cdc_core::event::{Record, TableName, Value};
 use cdc_core::ingest::{self, CancellationToken};
+use cdc_core::replay::ReplayModel;
 use cdc_core::{ChangeLog, LogConfig};
 use cdc_postgres::{PostgresConfig, PostgresSource};
 use cdc_testkit::Postgres;
@@ -24,9 +24,6 @@ use tokio_postgres::Client;
 
 const TRANSACTIONS: usize = 300;
 const SENTINEL: i64 = -1;
-
-/// The replayed tables: (table, primary key) to row.
-type Model = HashMap<(String, String), Row>;
 
 async fn connect(pg: &Postgres) -> Client {
     let (client, connection) =
@@ -189,8 +186,8 @@ async fn await_sentinel(log: &ChangeLog, seed: u64) {
 
 /// Replays the log onto a model, requiring every change inside a whole
 /// transaction.
-fn replay(records: Vec<Record>, seed: u64) -> Model {
-    let mut model = HashMap::new();
+fn replay(records: Vec<Record>, seed: u64) -> ReplayModel {
+    let mut model = ReplayModel::new(&[("k", 1), ("m", 2)]);
     let mut open = false;
     for record in records {
         match record {
@@ -204,69 +201,15 @@ fn replay(records: Vec<Record>, seed: u64) -> Model {
             }
             Record::Change(change) => {
                 assert!(open, "seed {seed}: a change outside a transaction");
-                apply(&mut model, change, seed);
+                model
+                    .apply(change)
+                    .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
             }
             _ => {}
         }
     }
     assert!(!open, "seed {seed}: the log ends inside a transaction");
     model
-}
-
-/// The primary key of a row of `table`, as text (values are not `Hash`).
-fn key(table: &str, row: &Row) -> String {
-    let n = if table == "m" { 2 } else { 1 };
-    format!("{:?}", &row[..n])
-}
-
-/// Applies one change to the model, failing on anything that does not follow.
-fn apply(model: &mut Model, change: Change, seed: u64) {
-    let table = change.table.name.to_string();
-    match change.kind {
-        ChangeKind::Insert => {
-            let after = change.after.expect("an insert carries its row");
-            let old = model.insert((table.clone(), key(&table, &after)), after);
-            assert!(
-                old.is_none(),
-                "seed {seed}: insert into {table} of a row already there"
-            );
-        }
-        ChangeKind::Update => {
-            let before = change
-                .before
-                .expect("replica identity full sends the old row");
-            let after = change.after.expect("an update carries its row");
-            let old = model.insert((table.clone(), key(&table, &after)), after);
-            assert_eq!(
-                old,
-                Some(before),
-                "seed {seed}: update of {table} out of step"
-            );
-        }
-        ChangeKind::Delete => {
-            let before = change
-                .before
-                .expect("replica identity full sends the old row");
-            let old = model.remove(&(table.clone(), key(&table, &before)));
-            assert_eq!(
-                old,
-                Some(before),
-                "seed {seed}: delete from {table} out of step"
-            );
-        }
-        other => panic!("seed {seed}: unexpected {other:?}"),
-    }
-}
-
-/// A replayed value as PostgreSQL's text output shows it.
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::Int(i) => Some(i.to_string()),
-        Value::Text(t) => Some(t.to_string()),
-        Value::Decimal(d) => Some(d.to_string()),
-        other => panic!("unexpected value type {:?}", std::mem::discriminant(other)),
-    }
 }
 
 /// The rows of a query whose columns are all text, NULL as `None`.
@@ -341,12 +284,8 @@ async fn random_writes_with_terminated_walsenders_replay_to_the_tables_contents(
     let client = connect(&pg).await;
     let mut expected = rows_as_text(&client, "SELECT id::text, v, n::text, d::text FROM k").await;
     expected.extend(rows_as_text(&client, "SELECT a::text, b::text, c FROM m").await);
-    let mut replayed: Vec<Vec<Option<String>>> = model
-        .values()
-        .map(|row| row.iter().map(text).collect())
-        .collect();
     expected.sort();
-    replayed.sort();
+    let replayed = model.rows_as_text();
     assert!(expected.len() > 100, "seed {seed}: too few rows to judge");
     assert!(
         expected == replayed,
