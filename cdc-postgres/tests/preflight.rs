@@ -1,27 +1,18 @@
 //! The checks `start` runs before it touches a slot: each misconfiguration is
 //! refused with an error that names its fix, and nothing is created.
 
+mod support;
+
 use cdc_core::Source;
 use cdc_core::event::TableName;
 use cdc_postgres::{Error, PostgresConfig, PostgresSource};
 use cdc_testkit::Postgres;
+use support::server;
 
-fn server() -> Postgres {
-    Postgres::start().expect("PostgreSQL 15 test server (cdc-testkit) must start")
-}
-
+/// A config of `tables` for `user`.
 fn config(pg: &Postgres, user: &str, tables: &[&str]) -> PostgresConfig {
-    let mut config = PostgresConfig::new(
-        user,
-        pg.database(),
-        "preflight_slot",
-        "preflight_pub",
-        tables
-            .iter()
-            .map(|t| TableName::new("public", *t))
-            .collect(),
-    );
-    config.port = pg.port();
+    let mut config = support::config(pg, tables);
+    config.user = user.to_owned();
     config
 }
 
@@ -68,7 +59,7 @@ async fn misconfigurations_are_refused_with_their_fix_and_create_nothing() {
     no_create.create_publication = false;
     let err = start_err(no_create.clone()).await;
     assert!(
-        matches!(&err, Error::MissingPublication { publication } if publication == "preflight_pub"),
+        matches!(&err, Error::MissingPublication { publication } if publication == "cdc_pub"),
         "{err}"
     );
     assert!(err.to_string().contains("CREATE PUBLICATION"));
@@ -94,7 +85,7 @@ async fn misconfigurations_are_refused_with_their_fix_and_create_nothing() {
 
     assert_eq!(slot_count(&pg), "0", "a refused start creates no slot");
     let publications = pg
-        .sql("SELECT count(*) FROM pg_publication WHERE pubname = 'preflight_pub'")
+        .sql("SELECT count(*) FROM pg_publication WHERE pubname = 'cdc_pub'")
         .unwrap();
     assert_eq!(
         publications.trim(),

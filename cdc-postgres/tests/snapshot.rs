@@ -1,26 +1,14 @@
 //! Live snapshot tests against the test kit's PostgreSQL 15.
 
+mod support;
+
 use std::time::Duration;
 
 use cdc_core::Source;
 use cdc_core::event::{ChangeKind, Record, TableName, Value};
-use cdc_postgres::{Catalog, ChunkReader, PostgresConfig, PostgresSource, connect_client};
+use cdc_postgres::{Catalog, ChunkReader, PostgresSource, connect_client};
 use cdc_testkit::Postgres;
-
-fn config(pg: &Postgres, tables: &[&str]) -> PostgresConfig {
-    let mut config = PostgresConfig::new(
-        pg.user(),
-        pg.database(),
-        "snap_slot",
-        "snap_pub",
-        tables
-            .iter()
-            .map(|t| TableName::new("public", *t))
-            .collect(),
-    );
-    config.port = pg.port();
-    config
-}
+use support::config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initial_snapshot_and_stream_together_are_exact() {
