@@ -45,7 +45,8 @@ fn date_days(text: &str, bc: bool) -> Option<i64> {
     Some(days_from_civil(year, month, day))
 }
 
-/// `HH:MM:SS[.ffffff]` to microseconds since midnight.
+/// `HH:MM:SS[.ffffff]` to microseconds since midnight; `24:00:00` is the
+/// latest PostgreSQL allows.
 fn time_micros(text: &str) -> Option<i64> {
     let mut parts = text.splitn(3, ':');
     let h = digits(parts.next()?)?;
@@ -56,6 +57,9 @@ fn time_micros(text: &str) -> Option<i64> {
         None => (sec, None),
     };
     let s = digits(s)?;
+    if h > 24 || m > 59 || s > 60 {
+        return None;
+    }
     let mut micros = 0;
     if let Some(f) = frac {
         if f.is_empty() || f.len() > 6 {
@@ -261,6 +265,9 @@ mod tests {
             })
         );
         assert_eq!(time("24:00:00"), Some(Value::Time(86_400_000_000)));
+        // Out of range, not overflowed (found by fuzzing).
+        assert_eq!(time("2000000000000000:00:00"), None);
+        assert_eq!(time("12:60:00"), None);
     }
 
     #[test]
