@@ -35,3 +35,26 @@ pub use slot::{drop_publication, drop_slot};
 pub use snapshot::{Chunk, ChunkReader, InitialSnapshot, KeyCursor};
 pub use source::{PostgresSource, connect_client};
 pub use value::ColumnType;
+
+/// Building blocks for fuzz targets; not a stable API.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    use bytes::BytesMut;
+
+    use crate::replication::{parse_copy_data, split_frame};
+
+    /// Splits `bytes` into backend messages as the replication connection
+    /// reads them and parses each CopyData body; the number of copy messages
+    /// parsed before the bytes ran out or one failed.
+    pub fn parse_stream(bytes: &[u8]) -> usize {
+        let mut buf = BytesMut::from(bytes);
+        let mut parsed = 0;
+        while let Ok(Some(frame)) = split_frame(&mut buf) {
+            if frame.tag == b'd' && parse_copy_data(frame.body).is_ok() {
+                parsed += 1;
+            }
+        }
+        parsed
+    }
+}

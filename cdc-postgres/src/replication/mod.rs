@@ -6,6 +6,8 @@ mod frame;
 
 pub(crate) use connection::ReplicationConnection;
 pub(crate) use frame::{CopyMessage, PG_EPOCH_OFFSET_MICROS};
+#[cfg(feature = "internals")]
+pub(crate) use frame::{parse_copy_data, split_frame};
 
 /// Formats an LSN the way PostgreSQL prints it (`16/B374D848`).
 pub fn format_lsn(lsn: u64) -> String {
