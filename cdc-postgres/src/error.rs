@@ -148,6 +148,17 @@ pub enum Error {
         /// The missing tables.
         tables: Vec<TableName>,
     },
+    /// A declared partitioned table's changes would come under its
+    /// partitions' names, which are not declared.
+    #[error(
+        "table {table} is partitioned and publication {publication} publishes changes under its partitions' names; run ALTER PUBLICATION \"{publication}\" SET (publish_via_partition_root = true)"
+    )]
+    PartitionsPublishedApart {
+        /// The publication.
+        publication: String,
+        /// The partitioned table.
+        table: TableName,
+    },
     /// The slot is streaming to another process.
     #[error(
         "replication slot {slot} is in use by process {pid}; stop the other reader or terminate it with pg_terminate_backend({pid}) (retry helps once it is gone)"

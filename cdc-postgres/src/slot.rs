@@ -94,8 +94,10 @@ async fn ensure_publication(client: &Client, config: &PostgresConfig) -> Result<
             });
         }
         let tables: Vec<String> = config.tables.iter().map(quote_table).collect();
+        // Changes to a partitioned table's partitions then come under the
+        // table's own name, the one declared.
         let sql = format!(
-            "CREATE PUBLICATION {} FOR TABLE {}",
+            "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)",
             quote_ident(&config.publication),
             tables.join(", ")
         );
@@ -122,13 +124,34 @@ async fn ensure_publication(client: &Client, config: &PostgresConfig) -> Result<
         .cloned()
         .collect();
     if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::PublicationMissingTables {
-            publication: config.publication.clone(),
-            tables: missing,
-        })
+        return Ok(());
     }
+    for table in &missing {
+        if is_partitioned(client, table).await? {
+            return Err(Error::PartitionsPublishedApart {
+                publication: config.publication.clone(),
+                table: table.clone(),
+            });
+        }
+    }
+    Err(Error::PublicationMissingTables {
+        publication: config.publication.clone(),
+        tables: missing,
+    })
+}
+
+/// Whether `table` is a partitioned table (its rows live in partitions).
+async fn is_partitioned(client: &Client, table: &TableName) -> Result<bool> {
+    let row = client
+        .query_opt(
+            "SELECT c.relkind = 'p' FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2",
+            &[&table.schema.as_str(), &table.name.as_str()],
+        )
+        .await
+        .map_err(Error::query("reading a table's kind"))?;
+    Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
 }
 
 /// The server's `wal_sender_timeout`; zero when disabled.

@@ -575,3 +575,54 @@ async fn a_break_after_part_of_a_split_transaction_is_returned_not_resumed() {
     assert!(error.is_retryable(), "{error}");
     assert_eq!(source.reconnects(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_table_streams_under_its_own_name() {
+    let pg = server();
+    pg.sql(
+        "CREATE TABLE events (id int, day date, note text, PRIMARY KEY (id, day))
+             PARTITION BY RANGE (day);
+         CREATE TABLE events_2024 PARTITION OF events
+             FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE TABLE events_2025 PARTITION OF events
+             FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');",
+    )
+    .unwrap();
+    let mut source = PostgresSource::new(config(&pg, &["events"]));
+    source.start(None).await.unwrap();
+    pg.sql(
+        "INSERT INTO events VALUES (1, '2024-06-01', 'a'), (2, '2025-06-01', 'b');
+         UPDATE events SET day = '2025-02-01' WHERE id = 1;",
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let batch = next_tx(&mut source).await;
+        for change in changes(&batch) {
+            assert_eq!(change.table.name.as_str(), "events");
+            seen.push((change.kind, change.after.clone().map(|row| row[0].clone())));
+        }
+    }
+    // Moving a row to another partition is a delete and an insert.
+    assert_eq!(
+        seen,
+        [
+            (ChangeKind::Insert, Some(Value::Int(1))),
+            (ChangeKind::Insert, Some(Value::Int(2))),
+            (ChangeKind::Delete, None),
+            (ChangeKind::Insert, Some(Value::Int(1))),
+        ]
+    );
+
+    // A backfill reads every partition through the table.
+    let client = cdc_postgres::connect_client(source.config()).await.unwrap();
+    let mut catalog = cdc_postgres::Catalog::default();
+    let table = cdc_core::event::TableName::new("public", "events");
+    let reader = cdc_postgres::ChunkReader::new(&client, &mut catalog, &table, 10)
+        .await
+        .unwrap();
+    assert_eq!(reader.schema().primary_key, vec![0, 1]);
+    let chunk = reader.read_chunk(&client, None).await.unwrap();
+    assert_eq!(chunk.rows.len(), 2);
+    assert!(chunk.next.is_none());
+}

@@ -38,7 +38,10 @@ async fn misconfigurations_are_refused_with_their_fix_and_create_nothing() {
          CREATE TABLE b (id int PRIMARY KEY, v text);
          CREATE ROLE plain LOGIN;
          GRANT SELECT ON a, b TO plain;
-         CREATE PUBLICATION only_a FOR TABLE a;",
+         CREATE PUBLICATION only_a FOR TABLE a;
+         CREATE TABLE p (id int PRIMARY KEY) PARTITION BY RANGE (id);
+         CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);
+         CREATE PUBLICATION leaves FOR TABLE p;",
     )
     .unwrap();
 
@@ -81,6 +84,19 @@ async fn misconfigurations_are_refused_with_their_fix_and_create_nothing() {
     assert!(
         err.to_string()
             .contains("ALTER PUBLICATION \"only_a\" ADD TABLE")
+    );
+
+    // Published under the partitions' names, p's changes would never match.
+    let mut apart = config(&pg, pg.user(), &["p"]);
+    apart.publication = "leaves".into();
+    let err = start_err(apart).await;
+    assert!(
+        matches!(&err, Error::PartitionsPublishedApart { table, .. } if table.name == "p"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("publish_via_partition_root = true")
     );
 
     assert_eq!(slot_count(&pg), "0", "a refused start creates no slot");
