@@ -224,7 +224,9 @@ impl Error {
             | Error::Protocol { .. }
             | Error::Query { .. }
             | Error::SlotInUse { .. }
-            | Error::Stalled { .. } => true,
+            | Error::Stalled { .. }
+            // A new session describes every relation again before its changes.
+            | Error::UnknownRelation { .. } => true,
             // Connection exceptions, insufficient resources, operator
             // intervention (a shutdown or a terminated backend), system errors.
             Error::Server { code, .. } => ["08", "53", "57", "58"]
@@ -281,6 +283,7 @@ mod tests {
         assert!(server("08006").is_retryable());
         // 42704: undefined object, e.g. a publication dropped under us.
         assert!(!server("42704").is_retryable());
+        assert!(Error::UnknownRelation { relation_id: 7 }.is_retryable());
         assert!(!Error::NotStarted.is_retryable());
         assert!(
             !Error::WalLevel {
