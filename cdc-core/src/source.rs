@@ -50,7 +50,11 @@ pub struct SourceBatch {
 ///   the batch contains a `Record::Schema` for it.
 /// * **Errors.** An error ends the stream; the caller may call `start` again to
 ///   resume from the log's last durable position. Each error says whether retrying
-///   can help.
+///   can help. A source may first resume by itself after a failure it can
+///   recover from without loss or repetition (a dropped connection).
+/// * **Cancellation.** A `next_batch` future dropped before it finished may
+///   lose what it was reading: call `start` again before the next `next_batch`
+///   (the ingest runner drops one only at shutdown, and every run starts).
 #[async_trait]
 pub trait Source: Send {
     /// The source's error type.
