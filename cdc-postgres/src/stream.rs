@@ -25,6 +25,8 @@ const NUDGE_INTERVAL: Duration = Duration::from_millis(20);
 pub(crate) struct Resuming {
     /// Highest position acknowledged by the host.
     flushed: u64,
+    /// Position of the last transaction handed out.
+    delivered_changes: u64,
     catalog: Catalog,
     /// Where the next stream starts: after the last whole transaction or
     /// heartbeat handed out.
@@ -120,6 +122,7 @@ impl Running {
     pub(crate) fn into_resuming(self, cause: Error) -> Resuming {
         Resuming {
             flushed: self.flushed,
+            delivered_changes: self.delivered_changes,
             catalog: self.catalog,
             at: self.delivered,
             last_error: cause,
@@ -128,10 +131,13 @@ impl Running {
         }
     }
 
-    /// Continues where a broken stream left off: its acknowledged position
-    /// (this stream started at its delivered one) and its catalog's cache.
+    /// Continues where a broken stream left off (this stream started at what
+    /// it had delivered): what the host acknowledged of it, the last
+    /// transaction it handed out, which the host must acknowledge before the
+    /// server's sent position may be confirmed, and its catalog's cache.
     pub(crate) fn resume_from(&mut self, resuming: Resuming) {
         self.flushed = resuming.flushed.min(self.flushed);
+        self.delivered_changes = resuming.delivered_changes.min(self.delivered_changes);
         self.catalog = resuming.catalog;
     }
 
