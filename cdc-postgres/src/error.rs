@@ -148,6 +148,17 @@ pub enum Error {
         /// The missing tables.
         tables: Vec<TableName>,
     },
+    /// A declared table was renamed in the stream to a name not declared;
+    /// its later changes would be dropped.
+    #[error(
+        "declared table {from} was renamed to {to}; declare {to} instead and backfill it again, since changes made under the old name stay in the log under that name (retry does not help)"
+    )]
+    TableRenamed {
+        /// The declared name.
+        from: TableName,
+        /// The new name.
+        to: TableName,
+    },
     /// A declared partitioned table's changes would come under its
     /// partitions' names, which are not declared.
     #[error(

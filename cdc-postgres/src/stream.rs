@@ -290,7 +290,7 @@ impl Running {
                         let describe = self.catalog.describe(&self.client, relation);
                         let info = within(self.idle_timeout, "reading a table's catalog", describe)
                             .await?;
-                        self.assembler.add_relation(relation.id, info);
+                        self.assembler.add_relation(relation.id, info)?;
                         continue;
                     }
                     if matches!(&message, PgOutputMessage::Message(m) if m.prefix == HEARTBEAT_PREFIX)

@@ -626,3 +626,33 @@ async fn a_partitioned_table_streams_under_its_own_name() {
     assert_eq!(chunk.rows.len(), 2);
     assert!(chunk.next.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_table_renamed_mid_stream_stops_the_stream_never_drops_changes() {
+    let pg = server();
+    pg.sql("CREATE TABLE r (id int PRIMARY KEY)").unwrap();
+    let mut source = PostgresSource::new(config(&pg, &["r"]));
+    source.start(None).await.unwrap();
+    pg.sql("INSERT INTO r VALUES (1)").unwrap();
+    let one = next_tx(&mut source).await;
+    assert_eq!(changes(&one)[0].after, Some(vec![Value::Int(1)]));
+    // The publication follows the table; its changes now carry the new name.
+    pg.sql("ALTER TABLE r RENAME TO r2; INSERT INTO r2 VALUES (2);")
+        .unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Err(error) = source.next_batch().await {
+                return error;
+            }
+        }
+    })
+    .await
+    .expect("the stream stops");
+    match &error {
+        Error::TableRenamed { from, to } => {
+            assert_eq!((from.name.as_str(), to.name.as_str()), ("r", "r2"));
+        }
+        other => panic!("expected TableRenamed, got {other}"),
+    }
+    assert!(!error.is_retryable());
+}

@@ -118,9 +118,19 @@ impl Assembler {
     }
 
     /// Registers a relation description; queues a schema record when it is a
-    /// declared table whose schema is new or changed.
-    pub fn add_relation(&mut self, id: u32, info: RelationInfo) {
+    /// declared table whose schema is new or changed. Fails when a declared
+    /// table was renamed to a name not declared: its changes would be dropped.
+    pub fn add_relation(&mut self, id: u32, info: RelationInfo) -> Result<()> {
         let table = &info.schema.table;
+        if let Some(known) = self.relations.get(&id) {
+            let was = &known.schema.table;
+            if was != table && self.tables.contains(was) && !self.tables.contains(table) {
+                return Err(Error::TableRenamed {
+                    from: was.clone(),
+                    to: table.clone(),
+                });
+            }
+        }
         if self.tables.contains(table) && self.emitted.get(table) != Some(&info.schema) {
             self.emitted.insert(table.clone(), info.schema.clone());
             let record = Record::Schema((*info.schema).clone());
@@ -136,6 +146,7 @@ impl Assembler {
             }
         }
         self.relations.insert(id, info);
+        Ok(())
     }
 
     /// Handles one decoded message (not `Relation`, which goes through

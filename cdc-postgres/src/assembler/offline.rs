@@ -63,7 +63,7 @@ pub fn decode_offline<'a>(
         let message =
             crate::pgoutput::decode(bytes).map_err(|source| Error::Decode { lsn: 0, source })?;
         if let PgOutputMessage::Relation(relation) = &message {
-            assembler.add_relation(relation.id, describe_offline(relation));
+            assembler.add_relation(relation.id, describe_offline(relation))?;
             continue;
         }
         if let Some(batch) = assembler.handle(message, bytes.len())? {

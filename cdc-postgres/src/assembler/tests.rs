@@ -66,7 +66,7 @@ fn run(assembler: &mut Assembler, messages: &[Vec<u8>]) -> Result<Vec<SourceBatc
     for bytes in messages {
         let message = crate::pgoutput::decode(bytes).unwrap();
         if let PgOutputMessage::Relation(r) = &message {
-            assembler.add_relation(r.id, describe_offline(r));
+            assembler.add_relation(r.id, describe_offline(r))?;
         } else if let Some(batch) = assembler.handle(message, bytes.len())? {
             out.push(batch);
         }
