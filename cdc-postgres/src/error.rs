@@ -151,7 +151,7 @@ pub enum Error {
     /// A declared table was renamed in the stream to a name not declared;
     /// its later changes would be dropped.
     #[error(
-        "declared table {from} was renamed to {to}; declare {to} instead and backfill it again, since changes made under the old name stay in the log under that name (retry does not help)"
+        "declared table {from} was renamed to {to}, so its changes would be dropped: declare {to}, or, if another table now holds the name {from} (the swap of an online schema change), add that table to the publication; then backfill it again (retry does not help)"
     )]
     TableRenamed {
         /// The declared name.
