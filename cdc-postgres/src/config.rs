@@ -92,7 +92,8 @@ pub struct PostgresConfig {
     #[serde(default = "yes")]
     pub create_publication: bool,
     /// Emit a heartbeat message after this much idle time so the slot's
-    /// confirmed position keeps advancing. Default 10 s.
+    /// confirmed position keeps advancing; also how often the stream checks
+    /// that the publication still holds every declared table. Default 10 s.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_interval: Duration,
     /// Send a standby status update at least this often. Default 10 s.

@@ -106,6 +106,15 @@ async fn ensure_publication(client: &Client, config: &PostgresConfig) -> Result<
             .await
             .map_err(Error::query("creating the publication"))?;
     }
+    check_published(client, config).await
+}
+
+/// Checks that the publication publishes every declared table under its own
+/// name. At start, and again while streaming: a table dropped and created
+/// again, or swapped in by an online schema change, is not in the
+/// publication (membership follows the table, not its name), and its changes
+/// would stop without a trace.
+pub(crate) async fn check_published(client: &Client, config: &PostgresConfig) -> Result<()> {
     let published: Vec<TableName> = client
         .query(
             "SELECT schemaname::text, tablename::text FROM pg_catalog.pg_publication_tables \
@@ -127,11 +136,19 @@ async fn ensure_publication(client: &Client, config: &PostgresConfig) -> Result<
         return Ok(());
     }
     for table in &missing {
-        if is_partitioned(client, table).await? {
-            return Err(Error::PartitionsPublishedApart {
-                publication: config.publication.clone(),
-                table: table.clone(),
-            });
+        match table_kind(client, table).await? {
+            None => {
+                return Err(Error::MissingTable {
+                    table: table.clone(),
+                });
+            }
+            Some(kind) if kind == "p" => {
+                return Err(Error::PartitionsPublishedApart {
+                    publication: config.publication.clone(),
+                    table: table.clone(),
+                });
+            }
+            Some(_) => {}
         }
     }
     Err(Error::PublicationMissingTables {
@@ -140,18 +157,19 @@ async fn ensure_publication(client: &Client, config: &PostgresConfig) -> Result<
     })
 }
 
-/// Whether `table` is a partitioned table (its rows live in partitions).
-async fn is_partitioned(client: &Client, table: &TableName) -> Result<bool> {
+/// The `relkind` of `table` (`p` for a partitioned table, whose rows live
+/// in partitions); `None` when no such table exists.
+async fn table_kind(client: &Client, table: &TableName) -> Result<Option<String>> {
     let row = client
         .query_opt(
-            "SELECT c.relkind = 'p' FROM pg_catalog.pg_class c \
+            "SELECT c.relkind::text FROM pg_catalog.pg_class c \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = $1 AND c.relname = $2",
             &[&table.schema.as_str(), &table.name.as_str()],
         )
         .await
         .map_err(Error::query("reading a table's kind"))?;
-    Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// The server's `wal_sender_timeout`; zero when disabled.

@@ -14,6 +14,7 @@ use crate::liveness::{Liveness, within};
 use crate::pgoutput::{self, PgOutputMessage};
 use crate::replication::{CopyMessage, ReplicationConnection};
 use crate::schema::Catalog;
+use crate::slot;
 
 /// How often a walsender waiting for confirmation gets the host handed a
 /// heartbeat to acknowledge on.
@@ -72,6 +73,8 @@ pub(crate) struct Running {
     last_activity: Instant,
     heartbeat_pending: bool,
     last_nudge: Instant,
+    /// When the declared tables were last found in the publication.
+    publication_checked: Instant,
     /// Bounds every wait on the server.
     idle_timeout: Duration,
     liveness: Liveness,
@@ -101,6 +104,7 @@ impl Running {
             last_activity: now,
             heartbeat_pending: false,
             last_nudge: now,
+            publication_checked: now,
             idle_timeout,
             liveness: Liveness::new(idle_timeout),
         }
@@ -234,6 +238,11 @@ impl Running {
         config: &PostgresConfig,
     ) -> Result<Option<SourceBatch>> {
         loop {
+            if self.publication_checked.elapsed() >= config.heartbeat_interval {
+                self.publication_checked = Instant::now();
+                let check = slot::check_published(&self.client, config);
+                within(self.idle_timeout, "checking the publication", check).await?;
+            }
             let status_due = self.last_status + config.status_interval;
             let heartbeat_due = self.last_activity + config.heartbeat_interval;
             let stall_due = self.liveness.deadline();

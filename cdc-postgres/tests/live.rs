@@ -656,3 +656,43 @@ async fn a_declared_table_renamed_mid_stream_stops_the_stream_never_drops_change
     }
     assert!(!error.is_retryable());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_table_swapped_out_of_the_publication_stops_the_stream() {
+    let pg = server();
+    pg.sql("CREATE TABLE s (id int PRIMARY KEY)").unwrap();
+    let mut config = config(&pg, &["s"]);
+    config.heartbeat_interval = Duration::from_millis(200);
+    let mut source = PostgresSource::new(config);
+    source.start(None).await.unwrap();
+    pg.sql("INSERT INTO s VALUES (1)").unwrap();
+    next_tx(&mut source).await;
+    // The swap of an online schema change: the table now named s is not the
+    // one in the publication, so its changes are never sent.
+    pg.sql(
+        "CREATE TABLE s_new (id int PRIMARY KEY);
+         BEGIN;
+         ALTER TABLE s RENAME TO s_old;
+         ALTER TABLE s_new RENAME TO s;
+         COMMIT;
+         INSERT INTO s VALUES (2);",
+    )
+    .unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Err(error) = source.next_batch().await {
+                return error;
+            }
+        }
+    })
+    .await
+    .expect("the stream stops");
+    match &error {
+        Error::PublicationMissingTables { tables, .. } => {
+            assert_eq!(tables.len(), 1);
+            assert_eq!(tables[0].name.as_str(), "s");
+        }
+        other => panic!("expected PublicationMissingTables, got {other}"),
+    }
+    assert!(!error.is_retryable());
+}
