@@ -639,15 +639,7 @@ async fn a_declared_table_renamed_mid_stream_stops_the_stream_never_drops_change
     // The publication follows the table; its changes now carry the new name.
     pg.sql("ALTER TABLE r RENAME TO r2; INSERT INTO r2 VALUES (2);")
         .unwrap();
-    let error = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Err(error) = source.next_batch().await {
-                return error;
-            }
-        }
-    })
-    .await
-    .expect("the stream stops");
+    let error = stream_error(&mut source).await;
     match &error {
         Error::TableRenamed { from, to } => {
             assert_eq!((from.name.as_str(), to.name.as_str()), ("r", "r2"));
@@ -678,15 +670,7 @@ async fn a_declared_table_swapped_out_of_the_publication_stops_the_stream() {
          INSERT INTO s VALUES (2);",
     )
     .unwrap();
-    let error = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Err(error) = source.next_batch().await {
-                return error;
-            }
-        }
-    })
-    .await
-    .expect("the stream stops");
+    let error = stream_error(&mut source).await;
     match &error {
         Error::PublicationMissingTables { tables, .. } => {
             assert_eq!(tables.len(), 1);

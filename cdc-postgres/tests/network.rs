@@ -30,20 +30,6 @@ fn first_id(batch: &cdc_core::SourceBatch) -> Value {
     changes(batch)[0].after.clone().unwrap()[0].clone()
 }
 
-/// The first error of the stream, within 30 s.
-async fn stream_error(source: &mut PostgresSource) -> Error {
-    let failed = async {
-        loop {
-            if let Err(error) = source.next_batch().await {
-                return error;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), failed)
-        .await
-        .expect("the silent stream fails within 30 s")
-}
-
 /// A source through the proxy that delivered row 1, then went silent while
 /// row 2 commits. The server's wal_sender_timeout of 10 s keeps the silenced
 /// walsender holding the slot well past the stall (5.5 s) and past a start's

@@ -59,3 +59,17 @@ pub fn changes(batch: &SourceBatch) -> Vec<&cdc_core::event::Change> {
         })
         .collect()
 }
+
+/// The first error of the stream (batches before it are dropped), within 30 s.
+pub async fn stream_error(source: &mut PostgresSource) -> cdc_postgres::Error {
+    let failed = async {
+        loop {
+            if let Err(error) = source.next_batch().await {
+                return error;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), failed)
+        .await
+        .expect("the stream fails within 30 s")
+}
