@@ -239,10 +239,11 @@ impl Error {
             // A new session describes every relation again before its changes.
             | Error::UnknownRelation { .. } => true,
             // Connection exceptions, insufficient resources, operator
-            // intervention (a shutdown or a terminated backend), system errors.
-            Error::Server { code, .. } => ["08", "53", "57", "58"]
-                .iter()
-                .any(|class| code.starts_with(class)),
+            // intervention (a shutdown or a terminated backend), system errors,
+            // and a slot still active for a walsender that is going away.
+            Error::Server { code, .. } => {
+                code == "55006" || ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c))
+            }
             _ => false,
         }
     }
@@ -295,6 +296,9 @@ mod tests {
         // 42704: undefined object, e.g. a publication dropped under us.
         assert!(!server("42704").is_retryable());
         assert!(Error::UnknownRelation { relation_id: 7 }.is_retryable());
+        // 55006: START_REPLICATION on a slot another walsender still holds.
+        assert!(server("55006").is_retryable());
+        assert!(!server("55000").is_retryable());
         assert!(!Error::NotStarted.is_retryable());
         assert!(
             !Error::WalLevel {
