@@ -1,5 +1,7 @@
 //! Connecting to MySQL/MariaDB, session settings and the bookkeeping tables.
 
+use std::time::Duration;
+
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
@@ -18,7 +20,7 @@ pub(super) async fn connect(config: &MySqlConfig) -> Result<Conn> {
             format!("not a MySQL URL: {}", redact(&e.to_string())),
         )
     })?;
-    let mut conn = Conn::new(OptsBuilder::from_opts(opts).stmt_cache_size(512))
+    let mut conn = Conn::new(with_keepalive(opts).stmt_cache_size(512))
         .await
         .map_err(SinkError::mysql("connecting"))?;
     // Strict mode turns would-be truncations into errors; UTC makes DATETIME
@@ -54,11 +56,39 @@ pub(super) async fn connect(config: &MySqlConfig) -> Result<Conn> {
     Ok(conn)
 }
 
+/// Quiet before the first keepalive probe, where the URL sets none.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
+/// Keepalive probes after 30 s of quiet where the URL sets no
+/// `tcp_keepalive`: the driver sets none, so a target gone without a reset
+/// (a dropped network path) left a statement waiting for good. With the
+/// system's probe interval and count it is noticed in minutes; long
+/// statements are untouched, the server's kernel answers probes meanwhile.
+fn with_keepalive(opts: Opts) -> OptsBuilder {
+    let keepalive = opts.tcp_keepalive().or(Some(KEEPALIVE_IDLE));
+    OptsBuilder::from_opts(opts).tcp_keepalive(keepalive)
+}
+
 /// Drops anything that looks like credentials from a driver message.
 fn redact(message: &str) -> String {
     if message.contains('@') {
         "(details redacted: the message contained the URL)".into()
     } else {
         message.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalives_notice_a_dead_peer_unless_the_url_says_otherwise() {
+        let opts = |url| Opts::from(with_keepalive(Opts::from_url(url).unwrap()));
+        assert_eq!(opts("mysql://u@db/d").tcp_keepalive(), Some(KEEPALIVE_IDLE));
+        assert_eq!(
+            opts("mysql://u@db/d?tcp_keepalive=120000").tcp_keepalive(),
+            Some(Duration::from_secs(120))
+        );
     }
 }
