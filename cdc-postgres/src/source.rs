@@ -174,14 +174,14 @@ impl PostgresSource {
         slot::drop_publication(&client, &self.config.publication).await
     }
 
-    /// Drops the stream after `error`, remembering its walsender if the path
-    /// went silent: the server does not know the connection is gone.
-    fn end_stream(&mut self, error: &Error) {
-        if let Some(running) = self.running.take()
-            && matches!(error, Error::Stalled { .. })
-        {
+    /// Takes the stream out after `error`, remembering its walsender if the
+    /// path went silent: the server does not know the connection is gone.
+    fn end_stream(&mut self, error: &Error) -> Option<Running> {
+        let running = self.running.take()?;
+        if matches!(error, Error::Stalled { .. }) {
             self.abandoned = running.walsender_pid();
         }
+        Some(running)
     }
 
     /// Replaces a broken stream by one that starts right after the last
@@ -371,16 +371,11 @@ impl Source for PostgresSource {
                     Err(error) => error,
                 },
             };
-            let resumable = error.is_retryable() && running.resumable();
-            if self.config.reconnect_attempts == 0 || !resumable {
-                self.end_stream(&error);
-                return Err(error);
-            }
-            if let Some(running) = self.running.take() {
-                if matches!(error, Error::Stalled { .. }) {
-                    self.abandoned = running.walsender_pid();
-                }
-                self.resuming = Some(running.into_resuming(error));
+            let resumable =
+                self.config.reconnect_attempts > 0 && error.is_retryable() && running.resumable();
+            match self.end_stream(&error) {
+                Some(running) if resumable => self.resuming = Some(running.into_resuming(error)),
+                _ => return Err(error),
             }
         }
     }
