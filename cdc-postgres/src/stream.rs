@@ -238,8 +238,10 @@ impl Running {
         config: &PostgresConfig,
     ) -> Result<Option<SourceBatch>> {
         loop {
-            if self.publication_checked.elapsed() >= config.heartbeat_interval {
-                self.publication_checked = Instant::now();
+            // Timed by the activity clock, which every message and every idle
+            // heartbeat tick sets, so the hot path reads no clock of its own.
+            if self.last_activity >= self.publication_checked + config.heartbeat_interval {
+                self.publication_checked = self.last_activity;
                 let check = slot::check_published(&self.client, config);
                 within(self.idle_timeout, "checking the publication", check).await?;
             }
