@@ -1,0 +1,284 @@
+//! The change-stream reader.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::IntoFuture;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bson::{Document, RawDocumentBuf, doc};
+use cdc_core::event::{SourcePosition, TableName};
+use cdc_core::{Source, SourceBatch};
+use mongodb::Client;
+use mongodb::change_stream::ChangeStream;
+use mongodb::options::{ClientOptions, FullDocumentBeforeChangeType, FullDocumentType};
+
+use crate::config::{FullDocument, MongoConfig};
+use crate::error::{Error, Result};
+use crate::event::{self, Operation};
+use crate::token;
+use crate::transaction::Assembler;
+
+/// Reads a MongoDB replica set's or sharded cluster's change stream for the
+/// declared collections.
+///
+/// Each collection is a table of two columns of Extended JSON, `_id` (the key, as text) and
+/// `document` (see [`crate::document`]). Inserts carry the document; updates
+/// and replacements the document after them ([`FullDocument`]), deletes the
+/// key (and the document before them with
+/// [`before_images`](MongoConfig::before_images)); a dropped collection is a
+/// truncate. Events of a multi-document transaction form one transaction in
+/// the log. A declared collection renamed, or another renamed onto one, stops
+/// the stream with an error naming the fix.
+///
+/// MongoDB keeps no reader state on the server: the position lives in the
+/// change log only, and [`acknowledge`](Source::acknowledge) releases nothing.
+/// The driver resumes a stream by itself once after a resumable error; other
+/// errors say whether a new [`start`](Source::start) may help
+/// ([`Error::is_retryable`]).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use cdc_core::event::TableName;
+/// use cdc_core::Source;
+/// use cdc_mongo::{MongoConfig, MongoSource};
+///
+/// let config = MongoConfig::new(
+///     "mongodb://cdc:pw@db1:27017/?replicaSet=rs0",
+///     vec![TableName::new("shop", "orders")],
+/// );
+/// let mut source = MongoSource::new(config)?;
+/// source.start(None).await?;
+/// while let Some(batch) = source.next_batch().await? {
+///     println!("{} records", batch.records.len());
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub struct MongoSource {
+    config: MongoConfig,
+    client: Option<Client>,
+    stream: Option<ChangeStream<RawDocumentBuf>>,
+    assembler: Assembler,
+    ready: VecDeque<SourceBatch>,
+    last_heartbeat: Option<Instant>,
+}
+
+impl std::fmt::Debug for MongoSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoSource")
+            .field("tables", &self.config.tables)
+            .field("started", &self.stream.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MongoSource {
+    /// A source for `config`, checked; connects at [`start`](Source::start).
+    pub fn new(config: MongoConfig) -> Result<Self> {
+        config.validate()?;
+        let assembler = assembler(&config, SourcePosition::None);
+        Ok(MongoSource {
+            config,
+            client: None,
+            stream: None,
+            assembler,
+            ready: VecDeque::new(),
+            last_heartbeat: None,
+        })
+    }
+
+    /// Events read that carried nothing to apply (other collections, index
+    /// builds, `create` and the like), since the last start.
+    pub fn ignored_events(&self) -> u64 {
+        self.assembler.ignored()
+    }
+
+    async fn client(&mut self) -> Result<Client> {
+        if let Some(client) = &self.client {
+            return Ok(client.clone());
+        }
+        let mut options = ClientOptions::parse(self.config.url.expose())
+            .await
+            .map_err(|e| Error::driver("connection string parsing", e, 0))?;
+        options
+            .app_name
+            .get_or_insert_with(|| "cdc-mongo".to_owned());
+        let client = Client::with_options(options).map_err(|e| Error::driver("connect", e, 0))?;
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn open(&mut self, resume_after: Option<&[u8]>, cluster_time: u64) -> Result<()> {
+        self.stream = None;
+        let client = self.client().await?;
+        let databases: BTreeMap<&str, Vec<&str>> =
+            self.config
+                .tables
+                .iter()
+                .fold(BTreeMap::new(), |mut acc, t| {
+                    acc.entry(t.schema.as_str())
+                        .or_default()
+                        .push(t.name.as_str());
+                    acc
+                });
+        let pipeline = vec![doc! { "$match": { "$or": match_namespaces(&databases) } }];
+        // One database is watched alone, which needs privileges on it only.
+        let database = match databases.keys().next() {
+            Some(db) if databases.len() == 1 => Some(client.database(db)),
+            _ => None,
+        };
+        let watch = match &database {
+            Some(database) => database.watch(),
+            None => client.watch(),
+        };
+        let full_document = match self.config.full_document {
+            FullDocument::UpdateLookup => FullDocumentType::UpdateLookup,
+            FullDocument::PostImage => FullDocumentType::Required,
+        };
+        let before = if self.config.before_images {
+            FullDocumentBeforeChangeType::WhenAvailable
+        } else {
+            FullDocumentBeforeChangeType::Off
+        };
+        let mut watch = watch
+            .pipeline(pipeline)
+            .full_document(full_document)
+            .full_document_before_change(before)
+            .batch_size(self.config.batch_size)
+            .max_await_time(self.config.poll_interval);
+        if let Some(stored) = resume_after {
+            watch = watch.start_after(token::resume_token(stored)?);
+        }
+        let context = "opening the change stream";
+        let waited = self.config.idle_timeout;
+        let stream = tokio::time::timeout(waited, watch.into_future())
+            .await
+            .map_err(|_| Error::Stalled { context, waited })?
+            .map_err(|e| Error::driver(context, e, cluster_time))?;
+        self.stream = Some(stream.with_type::<RawDocumentBuf>());
+        Ok(())
+    }
+
+    fn heartbeat_due(&self) -> bool {
+        self.last_heartbeat
+            .is_none_or(|at| at.elapsed() >= self.config.heartbeat_interval)
+    }
+}
+
+fn assembler(config: &MongoConfig, delivered: SourcePosition) -> Assembler {
+    Assembler::new(
+        &config.tables,
+        config.json,
+        config.transaction_chunk_bytes,
+        delivered,
+    )
+}
+
+/// The `$or` that keeps events of the declared collections, and renames onto them.
+fn match_namespaces(databases: &BTreeMap<&str, Vec<&str>>) -> Vec<Document> {
+    databases
+        .iter()
+        .flat_map(|(db, colls)| {
+            [
+                doc! { "ns.db": *db, "ns.coll": { "$in": colls.clone() } },
+                doc! { "to.db": *db, "to.coll": { "$in": colls.clone() } },
+            ]
+        })
+        .collect()
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+#[async_trait]
+impl Source for MongoSource {
+    type Error = Error;
+
+    fn tables(&self) -> &[TableName] {
+        &self.config.tables
+    }
+
+    async fn start(&mut self, resume_after: Option<SourcePosition>) -> Result<()> {
+        let (stored, cluster_time) = match &resume_after {
+            None | Some(SourcePosition::None) => (None, 0),
+            Some(SourcePosition::Mongo {
+                resume_token,
+                cluster_time,
+            }) => (Some(resume_token.clone()), *cluster_time),
+            Some(SourcePosition::Postgres { .. }) => {
+                return Err(Error::ForeignPosition {
+                    found: "PostgreSQL",
+                });
+            }
+            Some(SourcePosition::MySql { .. }) => {
+                return Err(Error::ForeignPosition { found: "MySQL" });
+            }
+        };
+        self.ready.clear();
+        self.last_heartbeat = None;
+        self.assembler = assembler(&self.config, resume_after.unwrap_or(SourcePosition::None));
+        self.open(stored.as_deref(), cluster_time).await
+    }
+
+    async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
+        loop {
+            if let Some(batch) = self.ready.pop_front() {
+                return Ok(Some(batch));
+            }
+            let stream = self.stream.as_mut().ok_or(Error::NotStarted)?;
+            let context = "reading the change stream";
+            let waited = self.config.poll_interval + self.config.idle_timeout;
+            let next = match tokio::time::timeout(waited, stream.next_if_any()).await {
+                Ok(Ok(next)) => next,
+                Ok(Err(e)) => {
+                    self.stream = None;
+                    let cluster_time = self.assembler.delivered_cluster_time();
+                    return Err(Error::driver(context, e, cluster_time));
+                }
+                Err(_) => {
+                    self.stream = None;
+                    return Err(Error::Stalled { context, waited });
+                }
+            };
+            let Some(raw) = next else {
+                let resume_point = stream.resume_token().as_ref().and_then(token::from_driver);
+                let heartbeat = self.heartbeat_due();
+                let batches =
+                    self.assembler
+                        .quiet(resume_point.as_deref(), heartbeat, now_micros());
+                if heartbeat {
+                    self.last_heartbeat = Some(Instant::now());
+                }
+                self.ready.extend(batches);
+                continue;
+            };
+            let event = event::decode(raw.as_bytes()).map_err(|e| Error::MalformedEvent {
+                reason: e.to_string(),
+            })?;
+            if event.operation == Operation::Invalidate {
+                // The watched database went away; a new stream starts after it.
+                let SourcePosition::Mongo { resume_token, .. } = &event.position else {
+                    return Err(Error::MalformedEvent {
+                        reason: "an invalidate event without a resume token".to_owned(),
+                    });
+                };
+                let stored = resume_token.clone();
+                let token = token::document(&stored)?;
+                let batches = self.assembler.quiet(Some(&token), true, now_micros());
+                self.ready.extend(batches);
+                tracing::info!("change stream invalidated; opening a new one after it");
+                self.open(Some(&stored), event.cluster_time).await?;
+                continue;
+            }
+            self.ready.extend(self.assembler.push(event)?);
+        }
+    }
+
+    async fn acknowledge(&mut self, _position: &SourcePosition) -> Result<()> {
+        // The server keeps no reader position: the log's is the only one.
+        Ok(())
+    }
+}
