@@ -6,6 +6,9 @@
 //! JSON `document` ([`document`]), positions are resume tokens with their
 //! cluster time ([`SourcePosition::Mongo`](cdc_core::event::SourcePosition)).
 //!
+//! [`ChunkReader`] reads collections in `_id` chunks between two resume-point
+//! reads, for backfills while the stream runs.
+//!
 //! Events are decoded from their BSON with checked reads ([`event`], which
 //! has a fuzz target); the `mongodb` driver does the protocol.
 
@@ -13,11 +16,13 @@ mod config;
 pub mod document;
 mod error;
 pub mod event;
+mod snapshot;
 mod source;
 mod token;
 mod transaction;
 
 pub use config::{ConnectionString, FullDocument, JsonMode, MongoConfig};
 pub use error::{Error, Result};
+pub use snapshot::{BackfillChunk, Chunk, ChunkKey, ChunkReader};
 pub use source::MongoSource;
 pub use transaction::Assembler;

@@ -93,69 +93,13 @@ impl MongoSource {
         self.assembler.ignored()
     }
 
-    async fn client(&mut self) -> Result<Client> {
-        if let Some(client) = &self.client {
-            return Ok(client.clone());
-        }
-        let mut options = ClientOptions::parse(self.config.url.expose())
-            .await
-            .map_err(|e| Error::driver("connection string parsing", e, 0))?;
-        options
-            .app_name
-            .get_or_insert_with(|| "cdc-mongo".to_owned());
-        let client = Client::with_options(options).map_err(|e| Error::driver("connect", e, 0))?;
-        self.client = Some(client.clone());
-        Ok(client)
-    }
-
     async fn open(&mut self, resume_after: Option<&[u8]>, cluster_time: u64) -> Result<()> {
         self.stream = None;
-        let client = self.client().await?;
-        let databases: BTreeMap<&str, Vec<&str>> =
-            self.config
-                .tables
-                .iter()
-                .fold(BTreeMap::new(), |mut acc, t| {
-                    acc.entry(t.schema.as_str())
-                        .or_default()
-                        .push(t.name.as_str());
-                    acc
-                });
-        let pipeline = vec![doc! { "$match": { "$or": match_namespaces(&databases) } }];
-        // One database is watched alone, which needs privileges on it only.
-        let database = match databases.keys().next() {
-            Some(db) if databases.len() == 1 => Some(client.database(db)),
-            _ => None,
+        let client = match &self.client {
+            Some(client) => client.clone(),
+            None => self.client.insert(connect(&self.config).await?).clone(),
         };
-        let watch = match &database {
-            Some(database) => database.watch(),
-            None => client.watch(),
-        };
-        let full_document = match self.config.full_document {
-            FullDocument::UpdateLookup => FullDocumentType::UpdateLookup,
-            FullDocument::PostImage => FullDocumentType::Required,
-        };
-        let before = if self.config.before_images {
-            FullDocumentBeforeChangeType::WhenAvailable
-        } else {
-            FullDocumentBeforeChangeType::Off
-        };
-        let mut watch = watch
-            .pipeline(pipeline)
-            .full_document(full_document)
-            .full_document_before_change(before)
-            .batch_size(self.config.batch_size)
-            .max_await_time(self.config.poll_interval);
-        if let Some(stored) = resume_after {
-            watch = watch.start_after(token::resume_token(stored)?);
-        }
-        let context = "opening the change stream";
-        let waited = self.config.idle_timeout;
-        let stream = tokio::time::timeout(waited, watch.into_future())
-            .await
-            .map_err(|_| Error::Stalled { context, waited })?
-            .map_err(|e| Error::driver(context, e, cluster_time))?;
-        self.stream = Some(stream.with_type::<RawDocumentBuf>());
+        self.stream = Some(open_stream(&client, &self.config, resume_after, cluster_time).await?);
         Ok(())
     }
 
@@ -163,6 +107,69 @@ impl MongoSource {
         self.last_heartbeat
             .is_none_or(|at| at.elapsed() >= self.config.heartbeat_interval)
     }
+}
+
+/// A client for `config` (connections open on first use).
+pub(crate) async fn connect(config: &MongoConfig) -> Result<Client> {
+    let mut options = ClientOptions::parse(config.url.expose())
+        .await
+        .map_err(|e| Error::driver("connection string parsing", e, 0))?;
+    options
+        .app_name
+        .get_or_insert_with(|| "cdc-mongo".to_owned());
+    Client::with_options(options).map_err(|e| Error::driver("connect", e, 0))
+}
+
+/// Opens the change stream of the declared collections, after `resume_after`
+/// (a stored token) or from now.
+pub(crate) async fn open_stream(
+    client: &Client,
+    config: &MongoConfig,
+    resume_after: Option<&[u8]>,
+    cluster_time: u64,
+) -> Result<ChangeStream<RawDocumentBuf>> {
+    let databases: BTreeMap<&str, Vec<&str>> =
+        config.tables.iter().fold(BTreeMap::new(), |mut acc, t| {
+            acc.entry(t.schema.as_str())
+                .or_default()
+                .push(t.name.as_str());
+            acc
+        });
+    let pipeline = vec![doc! { "$match": { "$or": match_namespaces(&databases) } }];
+    // One database is watched alone, which needs privileges on it only.
+    let database = match databases.keys().next() {
+        Some(db) if databases.len() == 1 => Some(client.database(db)),
+        _ => None,
+    };
+    let watch = match &database {
+        Some(database) => database.watch(),
+        None => client.watch(),
+    };
+    let full_document = match config.full_document {
+        FullDocument::UpdateLookup => FullDocumentType::UpdateLookup,
+        FullDocument::PostImage => FullDocumentType::Required,
+    };
+    let before = if config.before_images {
+        FullDocumentBeforeChangeType::WhenAvailable
+    } else {
+        FullDocumentBeforeChangeType::Off
+    };
+    let mut watch = watch
+        .pipeline(pipeline)
+        .full_document(full_document)
+        .full_document_before_change(before)
+        .batch_size(config.batch_size)
+        .max_await_time(config.poll_interval);
+    if let Some(stored) = resume_after {
+        watch = watch.start_after(token::resume_token(stored)?);
+    }
+    let context = "opening the change stream";
+    let waited = config.idle_timeout;
+    let stream = tokio::time::timeout(waited, watch.into_future())
+        .await
+        .map_err(|_| Error::Stalled { context, waited })?
+        .map_err(|e| Error::driver(context, e, cluster_time))?;
+    Ok(stream.with_type::<RawDocumentBuf>())
 }
 
 fn assembler(config: &MongoConfig, delivered: SourcePosition) -> Assembler {
@@ -187,7 +194,7 @@ fn match_namespaces(databases: &BTreeMap<&str, Vec<&str>>) -> Vec<Document> {
         .collect()
 }
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))

@@ -139,3 +139,63 @@ async fn a_live_change_stream_reaches_the_log_shape_and_resumes() {
     assert_eq!(dropped[0].kind, Truncate);
     db.drop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_collection_with_mixed_key_types_is_read_whole_in_chunks() {
+    let Some(url) = url() else {
+        eprintln!(
+            "CDC_MONGO_URL is not set: the live MongoDB chunk test has nothing to run against"
+        );
+        return;
+    };
+    let client = Client::with_uri_str(&url).await.unwrap();
+    let db_name = format!(
+        "cdc_chunks_{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let coll = client
+        .database(&db_name)
+        .collection::<bson::Document>("items");
+    let oid = bson::oid::ObjectId::new();
+    coll.insert_many([
+        doc! { "_id": 2 },
+        doc! { "_id": "b" },
+        doc! { "_id": 1 },
+        doc! { "_id": oid },
+        doc! { "_id": "a" },
+    ])
+    .await
+    .unwrap();
+    let table = TableName::new(db_name.as_str(), "items");
+    let config = MongoConfig::new(url, vec![table.clone()]);
+    let reader = cdc_mongo::ChunkReader::connect(&config).await.unwrap();
+    let (mut keys, mut after, mut chunks) = (Vec::new(), None, 0);
+    loop {
+        let read = reader.chunk(&table, after.as_ref(), 2).await.unwrap();
+        assert!(read.low.compare(&read.high).unwrap().is_le());
+        chunks += 1;
+        for record in &read.chunk.records {
+            let Record::Change(c) = record else { panic!() };
+            assert_eq!(c.kind, ChangeKind::SnapshotRead);
+            keys.push(json(&c.after.as_ref().unwrap()[0]));
+        }
+        match read.chunk.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    // BSON order: numbers, then strings, then ObjectIds.
+    let expected = [
+        serde_json::json!(1),
+        serde_json::json!(2),
+        serde_json::json!("a"),
+        serde_json::json!("b"),
+        serde_json::json!({ "$oid": oid.to_hex() }),
+    ];
+    assert_eq!(keys, expected);
+    assert_eq!(chunks, 3);
+    client.database(&db_name).drop().await.unwrap();
+}
