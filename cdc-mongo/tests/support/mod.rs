@@ -2,6 +2,8 @@
 //! that replays them the way a server does after `startAfter`.
 #![allow(dead_code)]
 
+pub mod fake_mongod;
+
 use std::cmp::Ordering;
 
 use async_trait::async_trait;

@@ -1,0 +1,140 @@
+//! The source through the real `mongodb` driver, against a loopback server
+//! that speaks the wire protocol over scripted change events
+//! (`support/fake_mongod.rs`).
+
+mod support;
+
+use std::time::Duration;
+
+use cdc_core::event::{Record, SourcePosition, TableName, Value};
+use cdc_core::{Source, SourceBatch};
+use cdc_mongo::{Error, MongoConfig, MongoSource};
+use support::decode;
+use support::fake_mongod::{FakeMongod, scripted_insert, scripted_insert_into};
+
+fn source(server: &FakeMongod) -> MongoSource {
+    let mut config = MongoConfig::new(server.url(), vec![TableName::new("shop", "orders")]);
+    config.poll_interval = Duration::from_millis(50);
+    config.heartbeat_interval = Duration::from_millis(100);
+    config.idle_timeout = Duration::from_secs(5);
+    MongoSource::new(config).unwrap()
+}
+
+async fn next(source: &mut MongoSource) -> SourceBatch {
+    tokio::time::timeout(Duration::from_secs(20), source.next_batch())
+        .await
+        .expect("a batch in time")
+        .expect("the stream reads")
+        .expect("the stream goes on")
+}
+
+/// The `_id` of every change in batches read until `count` came.
+async fn ids(source: &mut MongoSource, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    while ids.len() < count {
+        for record in next(source).await.records {
+            if let Record::Change(change) = record {
+                match &change.after.unwrap()[0] {
+                    Value::Text(id) => ids.push(id.to_string()),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_come_through_the_driver_and_quiet_polls_beat() {
+    let server = FakeMongod::start();
+    let mut source = source(&server);
+    source.start(None).await.unwrap();
+    server.write((1..=3).map(|n| scripted_insert(n, n as i32)));
+
+    assert_eq!(ids(&mut source, 3).await, ["1", "2", "3"]);
+    // Writes elsewhere move the server's resume point past our last change.
+    let elsewhere = scripted_insert_into("carts", 4, 1);
+    server.write([elsewhere.clone()]);
+    let beat = loop {
+        let batch = next(&mut source).await;
+        if let [Record::Heartbeat(beat)] = batch.records.as_slice() {
+            break beat.clone();
+        }
+    };
+    assert_eq!(
+        beat.position,
+        decode(&elsewhere).position,
+        "at the resume point"
+    );
+    assert_eq!(source.ignored_events(), 1);
+
+    let stage = server.state().opened[0].clone();
+    assert_eq!(stage.get_str("fullDocument").unwrap(), "updateLookup");
+    assert!(
+        !stage.contains_key("startAfter"),
+        "a fresh start begins now"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_from_a_position_resumes_right_after_it() {
+    let server = FakeMongod::start();
+    server.write((1..=5).map(|n| scripted_insert(n, n as i32)));
+    let after = decode(&scripted_insert(2, 2)).position;
+    let mut source = source(&server);
+    source.start(Some(after.clone())).await.unwrap();
+    assert_eq!(ids(&mut source, 3).await, ["3", "4", "5"]);
+    let SourcePosition::Mongo { resume_token, .. } = after else {
+        unreachable!()
+    };
+    let stage = server.state().opened[0].clone();
+    let sent = stage
+        .get_document("startAfter")
+        .unwrap()
+        .get_str("_data")
+        .unwrap();
+    assert_eq!(sent.as_bytes(), resume_token.as_slice());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_point_the_server_no_longer_has_needs_a_backfill() {
+    let server = FakeMongod::start();
+    server.write([scripted_insert(1, 1)]);
+    let gone = decode(&scripted_insert(99, 99)).position;
+    let error = source(&server).start(Some(gone)).await.unwrap_err();
+    assert!(matches!(error, Error::NeedsBackfill { .. }), "{error}");
+    assert!(!error.is_retryable());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standalone_server_is_refused_with_the_fix() {
+    let server = FakeMongod::start();
+    server.state().fail_aggregates.push(40573);
+    let error = source(&server).start(None).await.unwrap_err();
+    assert!(matches!(error, Error::NotReplicaSet), "{error}");
+    assert!(error.to_string().contains("--replSet"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalidated_stream_is_opened_again_after_the_invalidate() {
+    let server = FakeMongod::start();
+    let mut source = source(&server);
+    source.start(None).await.unwrap();
+    let invalidate = bson::rawdoc! {
+        "_id": { "_data": format!("82{:016X}2B0229296E04", (1_700_000_000u64 << 32) | 2) },
+        "operationType": "invalidate",
+        "clusterTime": bson::Timestamp { time: 1_700_000_000, increment: 2 },
+    };
+    server.write([
+        scripted_insert(1, 1),
+        invalidate.clone(),
+        scripted_insert(3, 3),
+    ]);
+    assert_eq!(ids(&mut source, 2).await, ["1", "3"]);
+    let opened = server.state().opened.clone();
+    assert_eq!(opened.len(), 2, "{opened:?}");
+    assert_eq!(
+        opened[1].get_document("startAfter").unwrap(),
+        &bson::Document::try_from(invalidate.get_document("_id").unwrap()).unwrap()
+    );
+}
