@@ -94,6 +94,16 @@ pub struct MongoConfig {
     /// [`Error::Stalled`]. Default 60 s.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: Duration,
+    /// Reconnect attempts after the stream broke for a reason a retry can fix
+    /// ([`Error::is_retryable`]: a dropped or stalled connection, an
+    /// election, a restart), on top of the driver's own single resume, before
+    /// the error is returned. The stream resumes right after the last whole
+    /// transaction handed out, so nothing is lost or repeated; only a stream
+    /// that broke after handing out part of a split transaction returns the
+    /// error at once, for the host to restart from its log. Zero returns every
+    /// error. Default 20 (backoff from 200 ms doubling to 2 s: about 35 s).
+    #[serde(default = "default_reconnect_attempts")]
+    pub reconnect_attempts: u32,
     /// Quiet polls hand out a heartbeat at the server's resume point at most
     /// this often. Default 10 s.
     #[serde(default = "default_heartbeat_interval")]
@@ -113,6 +123,10 @@ fn default_poll_interval() -> Duration {
 
 fn default_idle_timeout() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_reconnect_attempts() -> u32 {
+    20
 }
 
 fn default_heartbeat_interval() -> Duration {
@@ -139,6 +153,7 @@ impl MongoConfig {
             json: JsonMode::default(),
             poll_interval: default_poll_interval(),
             idle_timeout: default_idle_timeout(),
+            reconnect_attempts: default_reconnect_attempts(),
             heartbeat_interval: default_heartbeat_interval(),
             batch_size: default_batch_size(),
             transaction_chunk_bytes: default_transaction_chunk_bytes(),

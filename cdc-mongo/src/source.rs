@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::IntoFuture;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bson::{Document, RawDocumentBuf, doc};
@@ -32,8 +32,12 @@ use crate::transaction::Assembler;
 ///
 /// MongoDB keeps no reader state on the server: the position lives in the
 /// change log only, and [`acknowledge`](Source::acknowledge) releases nothing.
-/// The driver resumes a stream by itself once after a resumable error; other
-/// errors say whether a new [`start`](Source::start) may help
+/// After a failure a retry can fix (a dropped or silent connection, an
+/// election, a restart) the source opens a new stream by itself, right after
+/// the last whole transaction it handed out
+/// ([`reconnect_attempts`](MongoConfig::reconnect_attempts)); other errors,
+/// and a break after part of a split transaction was handed out, are
+/// returned and say whether a new [`start`](Source::start) may help
 /// ([`Error::is_retryable`]).
 ///
 /// ```no_run
@@ -61,6 +65,10 @@ pub struct MongoSource {
     assembler: Assembler,
     ready: VecDeque<SourceBatch>,
     last_heartbeat: Option<Instant>,
+    /// Where the stream opened by the last `start` began (stored token), for
+    /// resuming before anything was handed out.
+    opened_at: Option<Vec<u8>>,
+    reconnects: u64,
 }
 
 impl std::fmt::Debug for MongoSource {
@@ -84,6 +92,8 @@ impl MongoSource {
             assembler,
             ready: VecDeque::new(),
             last_heartbeat: None,
+            opened_at: None,
+            reconnects: 0,
         })
     }
 
@@ -93,14 +103,54 @@ impl MongoSource {
         self.assembler.ignored()
     }
 
+    /// Streams resumed by the source itself after a retryable failure.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
     async fn open(&mut self, resume_after: Option<&[u8]>, cluster_time: u64) -> Result<()> {
         self.stream = None;
         let client = match &self.client {
             Some(client) => client.clone(),
             None => self.client.insert(connect(&self.config).await?).clone(),
         };
-        self.stream = Some(open_stream(&client, &self.config, resume_after, cluster_time).await?);
+        let stream = open_stream(&client, &self.config, resume_after, cluster_time).await?;
+        self.stream = Some(stream);
         Ok(())
+    }
+
+    /// After a retryable failure: a new stream right after the last whole
+    /// transaction handed out, with backoff; the failure itself when that
+    /// cannot be done without loss or repetition.
+    async fn reconnect(&mut self, cause: Error) -> Result<()> {
+        if self.assembler.in_split_transaction() {
+            return Err(cause);
+        }
+        let resume = match self.assembler.resume_point() {
+            Some(SourcePosition::Mongo { resume_token, .. }) => Some(resume_token),
+            Some(_) => None,
+            None => self.opened_at.clone(),
+        };
+        let Some(resume) = resume else {
+            return Err(cause);
+        };
+        let cluster_time = self.assembler.delivered_cluster_time();
+        let mut delay = Duration::from_millis(200);
+        let mut last = cause;
+        for attempt in 1..=self.config.reconnect_attempts {
+            tracing::warn!(attempt, error = %last, "change stream broke; resuming");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+            match self.open(Some(&resume), cluster_time).await {
+                Ok(()) => {
+                    self.reconnects += 1;
+                    return Ok(());
+                }
+                Err(e) if e.is_retryable() => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
     }
 
     fn heartbeat_due(&self) -> bool {
@@ -227,7 +277,18 @@ impl Source for MongoSource {
         self.ready.clear();
         self.last_heartbeat = None;
         self.assembler = assembler(&self.config, resume_after.unwrap_or(SourcePosition::None));
-        self.open(stored.as_deref(), cluster_time).await
+        self.open(stored.as_deref(), cluster_time).await?;
+        self.opened_at = match stored {
+            Some(stored) => Some(stored),
+            None => self
+                .stream
+                .as_ref()
+                .and_then(|s| s.resume_token())
+                .as_ref()
+                .and_then(token::from_driver)
+                .map(|token| token::stored(&token)),
+        };
+        Ok(())
     }
 
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
@@ -238,17 +299,28 @@ impl Source for MongoSource {
             let stream = self.stream.as_mut().ok_or(Error::NotStarted)?;
             let context = "reading the change stream";
             let waited = self.config.poll_interval + self.config.idle_timeout;
-            let next = match tokio::time::timeout(waited, stream.next_if_any()).await {
-                Ok(Ok(next)) => next,
-                Ok(Err(e)) => {
+            let failure = match tokio::time::timeout(waited, stream.next_if_any()).await {
+                Ok(Ok(next)) => Ok(next),
+                Ok(Err(e)) => Err(Error::driver(
+                    context,
+                    e,
+                    self.assembler.delivered_cluster_time(),
+                )),
+                Err(_) => Err(Error::Stalled { context, waited }),
+            };
+            let next = match failure {
+                Ok(next) => next,
+                Err(error) => {
                     self.stream = None;
-                    let cluster_time = self.assembler.delivered_cluster_time();
-                    return Err(Error::driver(context, e, cluster_time));
+                    if !error.is_retryable() {
+                        return Err(error);
+                    }
+                    self.reconnect(error).await?;
+                    continue;
                 }
-                Err(_) => {
-                    self.stream = None;
-                    return Err(Error::Stalled { context, waited });
-                }
+            };
+            let Some(stream) = self.stream.as_mut() else {
+                return Err(Error::NotStarted);
             };
             let Some(raw) = next else {
                 let resume_point = stream.resume_token().as_ref().and_then(token::from_driver);

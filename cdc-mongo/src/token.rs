@@ -20,12 +20,13 @@ const RAW_FORM: u8 = 0;
 /// The position of a token seen at `cluster_time` (seconds << 32 | increment).
 pub(crate) fn position(token: &RawDocument, cluster_time: u64) -> SourcePosition {
     SourcePosition::Mongo {
-        resume_token: stored_form(token),
+        resume_token: stored(token),
         cluster_time,
     }
 }
 
-fn stored_form(token: &RawDocument) -> Vec<u8> {
+/// A token's stored form (see the module doc).
+pub(crate) fn stored(token: &RawDocument) -> Vec<u8> {
     let mut fields = token.iter();
     if let (Some(Ok(("_data", RawBsonRef::String(hex)))), None) = (fields.next(), fields.next())
         && hex.bytes().next().is_some_and(|b| b != RAW_FORM)

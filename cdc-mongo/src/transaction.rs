@@ -79,6 +79,21 @@ impl Assembler {
         self.ignored
     }
 
+    /// Whether part of the open transaction was handed out: a new stream
+    /// cannot resume inside it without handing that part out again.
+    pub fn in_split_transaction(&self) -> bool {
+        self.open.as_ref().is_some_and(|open| open.begun)
+    }
+
+    /// Where a new stream resumes without loss or repetition, unless
+    /// [`in_split_transaction`](Self::in_split_transaction): after the last
+    /// whole transaction or heartbeat handed out (`None` before any), with
+    /// what was read of the open transaction dropped, to be read again.
+    pub fn resume_point(&mut self) -> Option<SourcePosition> {
+        self.open = None;
+        (!self.delivered.is_none()).then(|| self.delivered.clone())
+    }
+
     /// The cluster time of the last position handed out (0 before any).
     pub fn delivered_cluster_time(&self) -> u64 {
         match &self.delivered {

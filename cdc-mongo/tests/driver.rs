@@ -138,3 +138,95 @@ async fn an_invalidated_stream_is_opened_again_after_the_invalidate() {
         &bson::Document::try_from(invalidate.get_document("_id").unwrap()).unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_source_resumes_by_itself_after_the_server_went_away() {
+    let server = FakeMongod::start();
+    let mut source = source(&server);
+    source.start(None).await.unwrap();
+    server.write([scripted_insert(1, 1), scripted_insert(2, 2)]);
+    assert_eq!(ids(&mut source, 2).await, ["1", "2"]);
+
+    // Down for longer than the driver's own single resume waits (its server
+    // selection gives up after 1 s), with writes meanwhile.
+    server.down();
+    server.write([scripted_insert(3, 3), scripted_insert(4, 4)]);
+    let restart = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        server.up();
+        server
+    });
+    assert_eq!(
+        ids(&mut source, 2).await,
+        ["3", "4"],
+        "nothing lost or repeated"
+    );
+    assert!(source.reconnects() >= 1);
+    let server = restart.await.unwrap();
+    let opened = server.state().opened.clone();
+    let last = opened.last().unwrap();
+    assert_eq!(
+        last.get_document("startAfter").unwrap(),
+        &bson::Document::try_from(scripted_insert(2, 2).get_document("_id").unwrap()).unwrap(),
+        "resumed right after the last change handed out"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_no_reconnect_attempts_the_break_is_returned_retryable() {
+    let server = FakeMongod::start();
+    let mut config = MongoConfig::new(server.url(), vec![TableName::new("shop", "orders")]);
+    config.poll_interval = Duration::from_millis(50);
+    config.reconnect_attempts = 0;
+    let mut source = MongoSource::new(config).unwrap();
+    source.start(None).await.unwrap();
+    server.write([scripted_insert(1, 1)]);
+    assert_eq!(ids(&mut source, 1).await, ["1"]);
+    server.down();
+    let error = tokio::time::timeout(Duration::from_secs(20), source.next_batch())
+        .await
+        .expect("the break is noticed in time")
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(source.reconnects(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_break_after_part_of_a_split_transaction_is_returned_not_resumed() {
+    let server = FakeMongod::start();
+    let mut config = MongoConfig::new(server.url(), vec![TableName::new("shop", "orders")]);
+    config.poll_interval = Duration::from_millis(50);
+    config.transaction_chunk_bytes = 1024;
+    let mut source = MongoSource::new(config).unwrap();
+    source.start(None).await.unwrap();
+    server.write((1..=100).map(|n| support::in_transaction(scripted_insert(n, n as i32), 7)));
+    let first = loop {
+        let batch = next(&mut source).await;
+        if !matches!(batch.records[0], Record::Heartbeat(_)) {
+            break batch;
+        }
+    };
+    assert!(matches!(first.records[0], Record::Begin(_)));
+    assert!(
+        !matches!(first.records.last(), Some(Record::Commit(_))),
+        "a part"
+    );
+
+    server.down();
+    let error = loop {
+        match tokio::time::timeout(Duration::from_secs(20), source.next_batch())
+            .await
+            .expect("the break is noticed in time")
+        {
+            Ok(Some(part)) => assert!(!matches!(part.records[0], Record::Begin(_))),
+            Ok(None) => panic!("the stream ended"),
+            Err(error) => break error,
+        }
+    };
+    assert!(error.is_retryable(), "{error}");
+    assert_eq!(
+        source.reconnects(),
+        0,
+        "resuming would hand the first part out again"
+    );
+}
