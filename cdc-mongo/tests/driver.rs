@@ -230,3 +230,45 @@ async fn a_break_after_part_of_a_split_transaction_is_returned_not_resumed() {
         "resuming would hand the first part out again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stream_asks_for_what_the_configuration_says() {
+    let server = FakeMongod::start();
+    let tables = vec![
+        TableName::new("shop", "orders"),
+        TableName::new("crm", "people"),
+    ];
+    let mut config = MongoConfig::new(server.url(), tables);
+    config.full_document = cdc_mongo::FullDocument::PostImage;
+    config.before_images = true;
+    MongoSource::new(config).unwrap().start(None).await.unwrap();
+    let mut single = MongoConfig::new(server.url(), vec![TableName::new("shop", "orders")]);
+    single.before_images = false;
+    MongoSource::new(single).unwrap().start(None).await.unwrap();
+
+    let state = server.state();
+    let (two, one) = (&state.opened[0], &state.opened[1]);
+    assert_eq!(two.get_str("fullDocument").unwrap(), "required");
+    assert_eq!(
+        two.get_str("fullDocumentBeforeChange").unwrap(),
+        "whenAvailable"
+    );
+    assert!(
+        two.get_bool("allChangesForCluster").unwrap(),
+        "two databases"
+    );
+    assert_eq!(state.opened_on[0].0, "admin");
+    let matched = state.opened_on[0].1.to_string();
+    for name in ["shop", "orders", "crm", "people", "to.coll"] {
+        assert!(matched.contains(name), "{matched}");
+    }
+    assert_eq!(
+        one.get_str("fullDocumentBeforeChange").unwrap_or("off"),
+        "off"
+    );
+    assert!(!one.contains_key("allChangesForCluster"));
+    assert_eq!(
+        state.opened_on[1].0, "shop",
+        "one database is watched alone"
+    );
+}

@@ -25,6 +25,8 @@ pub struct State {
     pub events: Vec<RawDocumentBuf>,
     /// The `$changeStream` stage of each `aggregate`, in order.
     pub opened: Vec<Document>,
+    /// The database and the `$match` stage of each `aggregate`, in order.
+    pub opened_on: Vec<(String, Document)>,
     /// Error codes the next `aggregate`s fail with, first first.
     pub fail_aggregates: Vec<i32>,
     cursors: Vec<usize>,
@@ -202,6 +204,15 @@ fn answer(command: &Document, connection: i32, state: &Mutex<State>) -> Document
                 .cloned()
                 .unwrap_or_default();
             state.opened.push(stage.clone());
+            let matched = command
+                .get_array("pipeline")
+                .ok()
+                .and_then(|p| p.get(1))
+                .and_then(Bson::as_document)
+                .cloned()
+                .unwrap_or_default();
+            let db = command.get_str("$db").unwrap_or_default().to_owned();
+            state.opened_on.push((db, matched));
             if !state.fail_aggregates.is_empty() {
                 let code = state.fail_aggregates.remove(0);
                 return doc! { "ok": 0, "code": code, "codeName": "Scripted", "errmsg": format!("scripted failure {code}") };
