@@ -272,3 +272,71 @@ async fn the_stream_asks_for_what_the_configuration_says() {
         "one database is watched alone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chunk_reader_reads_mixed_keys_whole_between_resume_points() {
+    let server = FakeMongod::start();
+    let oid = bson::oid::ObjectId::new();
+    server.state().collections.insert(
+        "orders".to_owned(),
+        vec![
+            bson::doc! { "_id": "b" },
+            bson::doc! { "_id": 2 },
+            bson::doc! { "_id": oid },
+            bson::doc! { "_id": 1.5 },
+            bson::doc! { "_id": "a" },
+        ],
+    );
+    server.write([scripted_insert(1, 1)]);
+    let table = TableName::new("shop", "orders");
+    let config = MongoConfig::new(server.url(), vec![table.clone()]);
+    let reader = cdc_mongo::ChunkReader::connect(&config).await.unwrap();
+    let (mut keys, mut after, mut chunks) = (Vec::new(), None, 0);
+    loop {
+        let read = reader.chunk(&table, after.as_ref(), 2).await.unwrap();
+        assert_eq!(
+            read.low,
+            decode(&scripted_insert(1, 1)).position,
+            "the resume point"
+        );
+        assert!(read.low.compare(&read.high).unwrap().is_le());
+        chunks += 1;
+        for record in &read.chunk.records {
+            let Record::Change(change) = record else {
+                panic!("{record:?}")
+            };
+            assert_eq!(change.kind, cdc_core::event::ChangeKind::SnapshotRead);
+            assert_eq!(change.position, read.high);
+            match &change.after.as_ref().unwrap()[0] {
+                Value::Text(id) => keys.push(id.to_string()),
+                other => panic!("{other:?}"),
+            }
+        }
+        match read.chunk.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let oid_key = format!(r#"{{"$oid":"{}"}}"#, oid.to_hex());
+    assert_eq!(keys, ["1.5", "2", r#""a""#, r#""b""#, oid_key.as_str()]);
+    assert_eq!(chunks, 3);
+    let finds = server.state().finds.clone();
+    assert_eq!(finds.len(), 3);
+    assert!(!finds[0].contains_key("min"));
+    assert_eq!(
+        finds[1].get_document("min").unwrap(),
+        &bson::doc! { "_id": 2 }
+    );
+    assert_eq!(
+        finds[1].get_document("hint").unwrap(),
+        &bson::doc! { "_id": 1 }
+    );
+    assert_eq!(
+        finds[1]
+            .get_document("readConcern")
+            .unwrap()
+            .get_str("level")
+            .unwrap(),
+        "majority"
+    );
+}

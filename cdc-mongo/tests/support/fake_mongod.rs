@@ -29,6 +29,10 @@ pub struct State {
     pub opened_on: Vec<(String, Document)>,
     /// Error codes the next `aggregate`s fail with, first first.
     pub fail_aggregates: Vec<i32>,
+    /// Documents of collections, by name, for `find`.
+    pub collections: std::collections::HashMap<String, Vec<Document>>,
+    /// Every `find` command received.
+    pub finds: Vec<Document>,
     cursors: Vec<usize>,
 }
 
@@ -274,9 +278,45 @@ fn answer(command: &Document, connection: i32, state: &Mutex<State>) -> Document
                 "postBatchResumeToken": token,
             } }
         }
+        "find" => {
+            state.finds.push(command.clone());
+            let coll = command.get_str("find").unwrap_or_default();
+            let mut docs = state.collections.get(coll).cloned().unwrap_or_default();
+            docs.sort_by(|a, b| bson_order(a.get("_id").unwrap(), b.get("_id").unwrap()));
+            if let Ok(min) = command.get_document("min") {
+                let min = min.get("_id").unwrap();
+                docs.retain(|d| bson_order(d.get("_id").unwrap(), min).is_ge());
+            }
+            let limit = command.get_i64("limit").map_or(usize::MAX, |l| l as usize);
+            docs.truncate(limit);
+            doc! { "ok": 1, "cursor": {
+                "id": 0_i64,
+                "ns": ns(coll),
+                "firstBatch": docs,
+            } }
+        }
         "killCursors" => doc! { "ok": 1, "cursorsKilled": [] },
         _ => doc! { "ok": 1 },
     }
+}
+
+/// BSON's order for the key types the tests use: numbers, then strings,
+/// then ObjectIds.
+fn bson_order(a: &Bson, b: &Bson) -> std::cmp::Ordering {
+    fn rank(v: &Bson) -> (u8, f64, String) {
+        match v {
+            Bson::Int32(n) => (1, f64::from(*n), String::new()),
+            Bson::Int64(n) => (1, *n as f64, String::new()),
+            Bson::Double(n) => (1, *n, String::new()),
+            Bson::String(s) => (2, 0.0, s.clone()),
+            Bson::ObjectId(id) => (3, 0.0, id.to_hex()),
+            other => panic!("no order for {other:?} in the fake"),
+        }
+    }
+    let (a, b) = (rank(a), rank(b));
+    a.0.cmp(&b.0)
+        .then(a.1.total_cmp(&b.1))
+        .then_with(|| a.2.cmp(&b.2))
 }
 
 /// A scripted insert event on `shop.orders` with token number `n`.
