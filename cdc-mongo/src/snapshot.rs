@@ -13,7 +13,7 @@
 //! chunk's documents is one the stream reports after `low`.
 
 use bson::{RawBson, RawDocumentBuf, doc};
-use cdc_core::event::{Change, ChangeKind, Record, SourcePosition, TableName, TableSchema};
+use cdc_core::event::{Change, Record, SourcePosition, TableName, TableSchema};
 use futures::TryStreamExt;
 use mongodb::Client;
 use mongodb::options::{Hint, ReadConcern};
@@ -187,15 +187,12 @@ fn chunk(
             document::key(&key, config.json).map_err(|e| malformed(e.to_string()))?,
             document::document(&doc, config.json).map_err(|e| malformed(e.to_string()))?,
         ];
-        records.push(Record::Change(Change {
-            table: table.clone(),
-            kind: ChangeKind::SnapshotRead,
-            before: None,
-            after: Some(row),
-            position: position.clone(),
-            txid: None,
-            commit_time_micros: time_micros,
-        }));
+        records.push(Record::Change(Change::snapshot_read(
+            table.clone(),
+            row,
+            position.clone(),
+            time_micros,
+        )));
         last = Some(key);
     }
     let next = (records.len() == limit)
@@ -207,6 +204,7 @@ fn chunk(
 #[cfg(test)]
 mod tests {
     use bson::rawdoc;
+    use cdc_core::event::ChangeKind;
 
     use super::*;
 

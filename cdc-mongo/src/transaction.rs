@@ -180,7 +180,7 @@ impl Assembler {
             kind,
             before,
             after,
-            position: event.position.clone(),
+            position: open.begin.position.clone(),
             txid: open.begin.txid.clone(),
             commit_time_micros: open.time_micros,
         }));

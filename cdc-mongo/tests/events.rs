@@ -155,11 +155,9 @@ fn the_events_of_a_transaction_form_one_transaction() {
             .is_lt(),
         "transactions are in commit order"
     );
-    assert!(
-        changes(&batches[..1])
-            .iter()
-            .all(|c| c.txid == begin.txid && c.commit_time_micros == begin.commit_time_micros)
-    );
+    assert!(changes(&batches[..1]).iter().all(|c| c.txid == begin.txid
+        && c.commit_time_micros == begin.commit_time_micros
+        && c.position == begin.position));
 }
 
 #[test]

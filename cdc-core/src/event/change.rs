@@ -55,12 +55,35 @@ pub struct Change {
     /// Position of the transaction this change belongs to (its commit position).
     /// MySQL and MariaDB changes carry it [without the GTID
     /// state](SourcePosition::without_gtid), which is on the transaction's
-    /// [`Begin`] and [`Commit`].
+    /// [`Begin`] and [`Commit`]. MongoDB changes carry their transaction's
+    /// [`Begin`] position (its first event's resume token, at the commit's
+    /// cluster time), since a transaction's last token is known only at its end.
     pub position: SourcePosition,
     /// Source transaction id: PostgreSQL xid, MySQL/MariaDB GTID, if any.
     pub txid: Option<SharedStr>,
     /// Commit time of the transaction, microseconds since the Unix epoch (UTC).
     pub commit_time_micros: i64,
+}
+
+impl Change {
+    /// A row read by a snapshot or backfill rather than changed, stamped with
+    /// the source position the read is consistent with.
+    pub fn snapshot_read(
+        table: TableName,
+        row: Row,
+        position: SourcePosition,
+        read_time_micros: i64,
+    ) -> Self {
+        Change {
+            table,
+            kind: ChangeKind::SnapshotRead,
+            before: None,
+            after: Some(row),
+            position,
+            txid: None,
+            commit_time_micros: read_time_micros,
+        }
+    }
 }
 
 /// Start of a source transaction. The records up to the matching [`Commit`] are

@@ -9,7 +9,7 @@
 mod catalog;
 mod value;
 
-use cdc_core::event::{Change, ChangeKind, Record, SourcePosition, TableName, TableSchema};
+use cdc_core::event::{Change, Record, SourcePosition, TableName, TableSchema};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
@@ -102,15 +102,12 @@ async fn read_chunk(
             .zip(values)
             .map(|(c, v)| value::convert(c, v))
             .collect();
-        records.push(Record::Change(Change {
-            table: schema.table.clone(),
-            kind: ChangeKind::SnapshotRead,
-            before: None,
-            after: Some(after_row),
-            position: position.clone(),
-            txid: None,
-            commit_time_micros: 0,
-        }));
+        records.push(Record::Change(Change::snapshot_read(
+            schema.table.clone(),
+            after_row,
+            position.clone(),
+            0,
+        )));
         last = Some(ChunkKey(key));
     }
     let next = if records.len() == limit { last } else { None };

@@ -2,7 +2,7 @@
 //! one `REPEATABLE READ` transaction that imported the slot's exported
 //! snapshot, so snapshot plus stream is exact.
 
-use cdc_core::event::{Change, ChangeKind, Record, SourcePosition, TableName};
+use cdc_core::event::{Change, Record, SourcePosition, TableName};
 use tokio_postgres::Client;
 
 use super::{ChunkReader, KeyCursor};
@@ -114,15 +114,12 @@ impl InitialSnapshot {
             let table = reader.schema().table.clone();
             let position = SourcePosition::Postgres { lsn: self.position };
             records.extend(chunk.rows.into_iter().map(|row| {
-                Record::Change(Change {
-                    table: table.clone(),
-                    kind: ChangeKind::SnapshotRead,
-                    before: None,
-                    after: Some(row),
-                    position: position.clone(),
-                    txid: None,
-                    commit_time_micros: 0,
-                })
+                Record::Change(Change::snapshot_read(
+                    table.clone(),
+                    row,
+                    position.clone(),
+                    0,
+                ))
             }));
             match chunk.next {
                 Some(next) => *after = Some(next),
