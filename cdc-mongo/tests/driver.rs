@@ -12,12 +12,17 @@ use cdc_mongo::{Error, MongoConfig, MongoSource};
 use support::decode;
 use support::fake_mongod::{FakeMongod, scripted_insert, scripted_insert_into};
 
-fn source(server: &FakeMongod) -> MongoSource {
+/// A configuration for `shop.orders` on `server` that polls every 50 ms.
+fn config(server: &FakeMongod) -> MongoConfig {
     let mut config = MongoConfig::new(server.url(), vec![TableName::new("shop", "orders")]);
     config.poll_interval = Duration::from_millis(50);
     config.heartbeat_interval = Duration::from_millis(100);
     config.idle_timeout = Duration::from_secs(5);
-    MongoSource::new(config).unwrap()
+    config
+}
+
+fn source(server: &FakeMongod) -> MongoSource {
+    MongoSource::new(config(server)).unwrap()
 }
 
 async fn next(source: &mut MongoSource) -> SourceBatch {
@@ -175,8 +180,7 @@ async fn the_source_resumes_by_itself_after_the_server_went_away() {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_no_reconnect_attempts_the_break_is_returned_retryable() {
     let server = FakeMongod::start();
-    let mut config = MongoConfig::new(server.url(), vec![TableName::new("shop", "orders")]);
-    config.poll_interval = Duration::from_millis(50);
+    let mut config = config(&server);
     config.reconnect_attempts = 0;
     let mut source = MongoSource::new(config).unwrap();
     source.start(None).await.unwrap();
@@ -194,8 +198,7 @@ async fn with_no_reconnect_attempts_the_break_is_returned_retryable() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_break_after_part_of_a_split_transaction_is_returned_not_resumed() {
     let server = FakeMongod::start();
-    let mut config = MongoConfig::new(server.url(), vec![TableName::new("shop", "orders")]);
-    config.poll_interval = Duration::from_millis(50);
+    let mut config = config(&server);
     config.transaction_chunk_bytes = 1024;
     let mut source = MongoSource::new(config).unwrap();
     source.start(None).await.unwrap();

@@ -18,6 +18,15 @@ fn url() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
+/// A database name no other run uses.
+fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}_{nanos}")
+}
+
 async fn next(source: &mut MongoSource) -> SourceBatch {
     tokio::time::timeout(Duration::from_secs(30), source.next_batch())
         .await
@@ -58,13 +67,7 @@ async fn a_live_change_stream_reaches_the_log_shape_and_resumes() {
         return;
     };
     let client = Client::with_uri_str(&url).await.unwrap();
-    let db_name = format!(
-        "cdc_live_{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let db_name = unique_name("cdc_live");
     let db = client.database(&db_name);
     db.create_collection("orders").await.unwrap();
     let orders = db.collection::<bson::Document>("orders");
@@ -149,13 +152,7 @@ async fn a_live_collection_with_mixed_key_types_is_read_whole_in_chunks() {
         return;
     };
     let client = Client::with_uri_str(&url).await.unwrap();
-    let db_name = format!(
-        "cdc_chunks_{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let db_name = unique_name("cdc_chunks");
     let coll = client
         .database(&db_name)
         .collection::<bson::Document>("items");
