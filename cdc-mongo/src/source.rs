@@ -299,7 +299,7 @@ impl Source for MongoSource {
             let stream = self.stream.as_mut().ok_or(Error::NotStarted)?;
             let context = "reading the change stream";
             let waited = self.config.poll_interval + self.config.idle_timeout;
-            let failure = match tokio::time::timeout(waited, stream.next_if_any()).await {
+            let polled = match tokio::time::timeout(waited, stream.next_if_any()).await {
                 Ok(Ok(next)) => Ok(next),
                 Ok(Err(e)) => Err(Error::driver(
                     context,
@@ -308,7 +308,7 @@ impl Source for MongoSource {
                 )),
                 Err(_) => Err(Error::Stalled { context, waited }),
             };
-            let next = match failure {
+            let next = match polled {
                 Ok(next) => next,
                 Err(error) => {
                     self.stream = None;
@@ -334,9 +334,17 @@ impl Source for MongoSource {
                 self.ready.extend(batches);
                 continue;
             };
-            let event = event::decode(raw.as_bytes()).map_err(|e| Error::MalformedEvent {
-                reason: e.to_string(),
-            })?;
+            // An error ends the stream: a later `next_batch` must not read on
+            // past the event that caused it.
+            let event = match event::decode(raw.as_bytes()) {
+                Ok(event) => event,
+                Err(e) => {
+                    self.stream = None;
+                    return Err(Error::MalformedEvent {
+                        reason: e.to_string(),
+                    });
+                }
+            };
             if event.operation == Operation::Invalidate {
                 // The watched database went away; a new stream starts after it.
                 let SourcePosition::Mongo { resume_token, .. } = &event.position else {
@@ -352,7 +360,13 @@ impl Source for MongoSource {
                 self.open(Some(&stored), event.cluster_time).await?;
                 continue;
             }
-            self.ready.extend(self.assembler.push(event)?);
+            match self.assembler.push(event) {
+                Ok(batches) => self.ready.extend(batches),
+                Err(e) => {
+                    self.stream = None;
+                    return Err(e);
+                }
+            }
         }
     }
 

@@ -343,3 +343,26 @@ async fn the_chunk_reader_reads_mixed_keys_whole_between_resume_points() {
         "majority"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renamed_collection_ends_the_stream_until_started_again() {
+    let server = FakeMongod::start();
+    let mut source = source(&server);
+    source.start(None).await.unwrap();
+    let mut rename = support::event(2, 0, "rename", "orders");
+    rename.append("to", bson::rawdoc! { "db": "shop", "coll": "orders_old" });
+    server.write([scripted_insert(1, 1), rename, scripted_insert(3, 3)]);
+    assert_eq!(ids(&mut source, 1).await, ["1"]);
+    let error = loop {
+        match source.next_batch().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the stream ended"),
+            Err(error) => break error,
+        }
+    };
+    assert!(matches!(error, Error::CollectionRenamed { .. }), "{error}");
+    assert!(
+        matches!(source.next_batch().await, Err(Error::NotStarted)),
+        "nothing is read past the rename"
+    );
+}
