@@ -8,11 +8,12 @@
 //! ObjectId key reads `{"$oid":"65a1..."}`, a string key `"sku-1"` (quoted),
 //! a number `42`.
 
-use bson::{Bson, Document, RawBson, RawDocument};
+use bson::{RawBson, RawDocument};
 use cdc_core::event::{Column, DataType, SharedStr, TableName, TableSchema, Value};
 
 use crate::config::JsonMode;
 use crate::event::EventError;
+use crate::json;
 
 /// The key column's name.
 pub const KEY_COLUMN: &str = "_id";
@@ -43,29 +44,23 @@ pub fn schema(table: &TableName) -> TableSchema {
 
 /// A document's `_id` as Extended JSON text.
 pub fn key(key: &RawBson, mode: JsonMode) -> Result<Value, EventError> {
-    let bson = Bson::try_from(key.clone())
+    let mut out = String::new();
+    json::value(key.as_raw_bson_ref(), mode, &mut out)
         .map_err(|e| EventError::new(format!("documentKey._id: {e}")))?;
-    Ok(Value::Text(json_text(bson, mode)))
+    Ok(Value::Text(SharedStr::from(out)))
 }
 
 /// A whole document as a JSON value.
 pub fn document(document: &RawDocument, mode: JsonMode) -> Result<Value, EventError> {
-    let document =
-        Document::try_from(document).map_err(|e| EventError::new(format!("document: {e}")))?;
-    Ok(Value::Json(json_text(Bson::Document(document), mode)))
-}
-
-fn json_text(bson: Bson, mode: JsonMode) -> SharedStr {
-    let json = match mode {
-        JsonMode::Relaxed => bson.into_relaxed_extjson(),
-        JsonMode::Canonical => bson.into_canonical_extjson(),
-    };
-    SharedStr::from(json.to_string())
+    let mut out = String::with_capacity(document.as_bytes().len() + document.as_bytes().len() / 4);
+    json::document(document, mode, &mut out)
+        .map_err(|e| EventError::new(format!("document: {e}")))?;
+    Ok(Value::Json(SharedStr::from(out)))
 }
 
 #[cfg(test)]
 mod tests {
-    use bson::{doc, oid::ObjectId, rawdoc};
+    use bson::{Bson, doc, oid::ObjectId, rawdoc};
 
     use super::*;
 

@@ -16,6 +16,7 @@ mod config;
 pub mod document;
 mod error;
 pub mod event;
+mod json;
 mod snapshot;
 mod source;
 mod token;
