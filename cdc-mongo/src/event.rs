@@ -132,50 +132,101 @@ fn invalid(field: &str, problem: impl std::fmt::Display) -> EventError {
     EventError(format!("field {field}: {problem}"))
 }
 
+/// The fields of an event this decoder reads, found in one pass over it.
+#[derive(Default)]
+struct Fields<'a> {
+    id: Option<RawBsonRef<'a>>,
+    operation_type: Option<RawBsonRef<'a>>,
+    cluster_time: Option<RawBsonRef<'a>>,
+    wall_time: Option<RawBsonRef<'a>>,
+    ns: Option<RawBsonRef<'a>>,
+    to: Option<RawBsonRef<'a>>,
+    document_key: Option<RawBsonRef<'a>>,
+    full_document: Option<RawBsonRef<'a>>,
+    before: Option<RawBsonRef<'a>>,
+    lsid: Option<RawBsonRef<'a>>,
+    txn_number: Option<RawBsonRef<'a>>,
+}
+
+impl<'a> Fields<'a> {
+    fn of(event: &'a RawDocument) -> Result<Self> {
+        let mut fields = Fields::default();
+        for element in event {
+            let (key, value) = element.map_err(|e| invalid("(event)", e))?;
+            let slot = match key {
+                "_id" => &mut fields.id,
+                "operationType" => &mut fields.operation_type,
+                "clusterTime" => &mut fields.cluster_time,
+                "wallTime" => &mut fields.wall_time,
+                "ns" => &mut fields.ns,
+                "to" => &mut fields.to,
+                "documentKey" => &mut fields.document_key,
+                "fullDocument" => &mut fields.full_document,
+                "fullDocumentBeforeChange" => &mut fields.before,
+                "lsid" => &mut fields.lsid,
+                "txnNumber" => &mut fields.txn_number,
+                _ => continue,
+            };
+            // The first of a repeated key counts, as with `RawDocument::get`.
+            slot.get_or_insert(value);
+        }
+        Ok(fields)
+    }
+}
+
+/// A required subdocument.
+fn subdocument<'a>(value: Option<RawBsonRef<'a>>, field: &str) -> Result<&'a RawDocument> {
+    match value {
+        Some(RawBsonRef::Document(doc)) => Ok(doc),
+        Some(_) => Err(invalid(field, "not a document")),
+        None => Err(invalid(field, "missing")),
+    }
+}
+
 /// Decodes one change event from its BSON.
 pub fn decode(bytes: &[u8]) -> Result<ChangeEvent> {
     let event = RawDocument::from_bytes(bytes).map_err(|e| invalid("(event)", e))?;
-    let token = event.get_document("_id").map_err(|e| invalid("_id", e))?;
-    let kind = event
-        .get_str("operationType")
-        .map_err(|e| invalid("operationType", e))?;
-    let cluster_time = match event
-        .get("clusterTime")
-        .map_err(|e| invalid("clusterTime", e))?
-    {
+    let fields = Fields::of(event)?;
+    let token = subdocument(fields.id, "_id")?;
+    let kind = match fields.operation_type {
+        Some(RawBsonRef::String(kind)) => kind,
+        Some(_) => return Err(invalid("operationType", "not a string")),
+        None => return Err(invalid("operationType", "missing")),
+    };
+    let cluster_time = match fields.cluster_time {
         Some(RawBsonRef::Timestamp(ts)) => token::pack(ts),
         Some(_) => return Err(invalid("clusterTime", "not a timestamp")),
         // Invalidate events of old servers may lack it; the token holds it.
         None => token::cluster_time(token).unwrap_or(0),
     };
-    let time_micros = match event.get("wallTime").map_err(|e| invalid("wallTime", e))? {
+    let time_micros = match fields.wall_time {
         Some(RawBsonRef::DateTime(t)) => t.timestamp_millis().saturating_mul(1000),
         _ => i64::try_from(cluster_time >> 32).unwrap_or(0) * 1_000_000,
     };
     let operation = match kind {
         "insert" => Operation::Insert {
-            table: namespace(event, "ns")?,
-            key: key(event)?,
-            document: document(event, "fullDocument")?
+            table: namespace(fields.ns, "ns")?,
+            key: key(fields.document_key)?,
+            document: document(fields.full_document, "fullDocument")?
                 .ok_or_else(|| invalid("fullDocument", "missing from an insert"))?,
         },
         "update" | "replace" => Operation::Update {
-            table: namespace(event, "ns")?,
-            key: key(event)?,
-            document: document(event, "fullDocument")?,
-            before: document(event, "fullDocumentBeforeChange")?,
+            table: namespace(fields.ns, "ns")?,
+            key: key(fields.document_key)?,
+            document: document(fields.full_document, "fullDocument")?,
+            before: document(fields.before, "fullDocumentBeforeChange")?,
         },
         "delete" => Operation::Delete {
-            table: namespace(event, "ns")?,
-            key: key(event)?,
-            before: document(event, "fullDocumentBeforeChange")?,
+            table: namespace(fields.ns, "ns")?,
+            key: key(fields.document_key)?,
+            before: document(fields.before, "fullDocumentBeforeChange")?,
         },
         "drop" => Operation::Drop {
-            table: namespace(event, "ns")?,
+            table: namespace(fields.ns, "ns")?,
         },
         "rename" => Operation::Rename {
-            from: namespace(event, "ns")?,
-            to: namespace(event, "to")?,
+            from: namespace(fields.ns, "ns")?,
+            to: namespace(fields.to, "to")?,
         },
         "invalidate" => Operation::Invalidate,
         other => Operation::Other {
@@ -186,22 +237,20 @@ pub fn decode(bytes: &[u8]) -> Result<ChangeEvent> {
         position: token::position(token, cluster_time),
         cluster_time,
         time_micros,
-        transaction: transaction(event)?,
+        transaction: transaction(&fields)?,
         operation,
     })
 }
 
-fn namespace(event: &RawDocument, field: &str) -> Result<TableName> {
-    let ns = event.get_document(field).map_err(|e| invalid(field, e))?;
+fn namespace(value: Option<RawBsonRef<'_>>, field: &str) -> Result<TableName> {
+    let ns = subdocument(value, field)?;
     let db = ns.get_str("db").map_err(|e| invalid(field, e))?;
     let coll = ns.get_str("coll").map_err(|e| invalid(field, e))?;
     Ok(TableName::new(db, coll))
 }
 
-fn key(event: &RawDocument) -> Result<RawBson> {
-    let key = event
-        .get_document("documentKey")
-        .map_err(|e| invalid("documentKey", e))?;
+fn key(value: Option<RawBsonRef<'_>>) -> Result<RawBson> {
+    let key = subdocument(value, "documentKey")?;
     match key.get("_id").map_err(|e| invalid("documentKey._id", e))? {
         Some(id) => Ok(id.to_raw_bson()),
         None => Err(invalid("documentKey", "has no _id")),
@@ -209,25 +258,22 @@ fn key(event: &RawDocument) -> Result<RawBson> {
 }
 
 /// A document field that may be absent or null (a lookup that found nothing).
-fn document(event: &RawDocument, field: &str) -> Result<Option<RawDocumentBuf>> {
-    match event.get(field).map_err(|e| invalid(field, e))? {
+fn document(value: Option<RawBsonRef<'_>>, field: &str) -> Result<Option<RawDocumentBuf>> {
+    match value {
         None | Some(RawBsonRef::Null) => Ok(None),
         Some(RawBsonRef::Document(doc)) => Ok(Some(doc.to_raw_document_buf())),
         Some(_) => Err(invalid(field, "not a document")),
     }
 }
 
-fn transaction(event: &RawDocument) -> Result<Option<TransactionId>> {
-    let number = match event
-        .get("txnNumber")
-        .map_err(|e| invalid("txnNumber", e))?
-    {
+fn transaction(fields: &Fields<'_>) -> Result<Option<TransactionId>> {
+    let number = match fields.txn_number {
         None => return Ok(None),
         Some(RawBsonRef::Int64(n)) => n,
         Some(RawBsonRef::Int32(n)) => i64::from(n),
         Some(_) => return Err(invalid("txnNumber", "not an integer")),
     };
-    let session = event.get_document("lsid").map_err(|e| invalid("lsid", e))?;
+    let session = subdocument(fields.lsid, "lsid")?;
     Ok(Some(TransactionId {
         session: session.as_bytes().to_vec(),
         number,
