@@ -366,3 +366,65 @@ async fn a_renamed_collection_ends_the_stream_until_started_again() {
         "nothing is read past the rename"
     );
 }
+
+/// The `_id` of every change in the log, in order.
+fn logged_ids(log: &cdc_core::ChangeLog) -> Vec<String> {
+    log.read(0, 100_000)
+        .unwrap()
+        .into_iter()
+        .filter_map(|entry| match entry.record().unwrap() {
+            Record::Change(change) => match &change.after.unwrap()[0] {
+                Value::Text(id) => Some(id.to_string()),
+                other => panic!("{other:?}"),
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+async fn ingest_until(server: &FakeMongod, log: &cdc_core::ChangeLog, count: usize) {
+    let token = cdc_core::ingest::CancellationToken::new();
+    let runner = {
+        let (log, token, mut source) = (log.clone(), token.clone(), source(server));
+        tokio::spawn(async move { cdc_core::ingest::run(&mut source, &log, &token).await })
+    };
+    for _ in 0..400 {
+        if logged_ids(log).len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    token.cancel();
+    runner.await.unwrap().expect("ingest runs cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ingest_runner_logs_the_stream_and_resumes_from_the_log() {
+    let server = FakeMongod::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = cdc_core::ChangeLog::open(dir.path(), cdc_core::LogConfig::default()).unwrap();
+    // Written before the first run: a fresh start begins at "now", so these
+    // are not read; the run's own writes come once its stream is open.
+    server.write([scripted_insert(1, 1)]);
+    let writer = {
+        let events: Vec<_> = (2..=4).map(|n| scripted_insert(n, n as i32)).collect();
+        let state = server.state_handle();
+        tokio::spawn(async move {
+            while state.lock().unwrap().opened.is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            state.lock().unwrap().events.extend(events);
+        })
+    };
+    ingest_until(&server, &log, 3).await;
+    writer.await.unwrap();
+    assert_eq!(logged_ids(&log), ["2", "3", "4"]);
+
+    server.write((5..=6).map(|n| scripted_insert(n, n as i32)));
+    ingest_until(&server, &log, 5).await;
+    assert_eq!(
+        logged_ids(&log),
+        ["2", "3", "4", "5", "6"],
+        "resumed after the log's end"
+    );
+}

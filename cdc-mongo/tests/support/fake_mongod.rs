@@ -78,6 +78,11 @@ impl FakeMongod {
         self.state.lock().unwrap()
     }
 
+    /// The state, for a task that outlives a borrow of the server.
+    pub fn state_handle(&self) -> Arc<Mutex<State>> {
+        self.state.clone()
+    }
+
     /// Appends events, as writes on the server would.
     pub fn write(&self, events: impl IntoIterator<Item = RawDocumentBuf>) {
         self.state().events.extend(events);
