@@ -66,12 +66,13 @@ pub(crate) fn resume_token(stored: &[u8]) -> Result<ResumeToken, Error> {
 /// The cluster time a token of the usual form starts with: key-string type
 /// byte 130 (a timestamp), then seconds and increment, big-endian.
 pub(crate) fn cluster_time(token: &RawDocument) -> Option<u64> {
-    let hex = token.get_str("_data").ok()?;
-    let prefix = hex.get(..18)?;
-    if !prefix[..2].eq_ignore_ascii_case("82") {
+    let hex = token.get_str("_data").ok()?.as_bytes();
+    let (kind, time) = (hex.get(..2)?, hex.get(2..18)?);
+    // Bytes, not `str` slices: the text may hold multi-byte characters.
+    if !kind.eq_ignore_ascii_case(b"82") || !time.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
-    u64::from_str_radix(&prefix[2..], 16).ok()
+    u64::from_str_radix(std::str::from_utf8(time).ok()?, 16).ok()
 }
 
 /// A driver token as a document.
@@ -127,6 +128,15 @@ mod tests {
         assert_eq!(cluster_time(&rawdoc! { "_data": "81" }), None);
         assert_eq!(cluster_time(&rawdoc! { "_data": "82zz" }), None);
         assert_eq!(cluster_time(&rawdoc! { "other": 1 }), None);
+        // Found by the mongo_events fuzz target: a character across byte 2.
+        assert_eq!(
+            cluster_time(&rawdoc! { "_data": "8é65A1B2C3000000012B" }),
+            None
+        );
+        assert_eq!(
+            cluster_time(&rawdoc! { "_data": "82+5A1B2C3000000012B" }),
+            None
+        );
     }
 
     #[test]
