@@ -7,9 +7,9 @@
 //! events to the oplog at once when it commits, so a poll that finds nothing
 //! new means none of them is left.
 //!
-//! `Begin` carries the position of the transaction's first event, `Commit`
-//! that of its last. Both carry the commit's cluster time, and the first
-//! event's token is the same however the transaction is split, so a
+//! `Begin` and the changes carry the position of the transaction's first
+//! event, `Commit` that of its last. Both carry the commit's cluster time, and
+//! the first event's token is the same however the transaction is split, so a
 //! re-delivered transaction is recognised whole or in parts.
 
 use std::collections::HashSet;
