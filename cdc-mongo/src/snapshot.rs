@@ -13,7 +13,7 @@
 //! chunk's documents is one the stream reports after `low`.
 
 use bson::{RawBson, RawDocumentBuf, doc};
-use cdc_core::event::{Change, Record, SourcePosition, TableName, TableSchema};
+use cdc_core::event::{Change, Record, SourcePosition, TableName, TableSchema, now_micros};
 use futures::TryStreamExt;
 use mongodb::Client;
 use mongodb::options::{Hint, ReadConcern};
@@ -21,7 +21,7 @@ use mongodb::options::{Hint, ReadConcern};
 use crate::config::MongoConfig;
 use crate::document;
 use crate::error::{Error, Result};
-use crate::source::{connect, now_micros, open_stream};
+use crate::source::{connect, open_stream};
 use crate::token;
 
 /// Where a collection read continues: the `_id` of the last document read.

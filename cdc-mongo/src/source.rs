@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::IntoFuture;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bson::{Document, RawDocumentBuf, doc};
-use cdc_core::event::{SourcePosition, TableName};
+use cdc_core::event::{SourcePosition, TableName, now_micros};
 use cdc_core::{Source, SourceBatch};
 use mongodb::Client;
 use mongodb::change_stream::ChangeStream;
@@ -244,12 +244,6 @@ fn match_namespaces(databases: &BTreeMap<&str, Vec<&str>>) -> Vec<Document> {
         .collect()
 }
 
-pub(crate) fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
 #[async_trait]
 impl Source for MongoSource {
     type Error = Error;
@@ -319,12 +313,16 @@ impl Source for MongoSource {
                     continue;
                 }
             };
-            let Some(stream) = self.stream.as_mut() else {
-                return Err(Error::NotStarted);
-            };
             let Some(raw) = next else {
-                let resume_point = stream.resume_token().as_ref().and_then(token::from_driver);
                 let heartbeat = self.heartbeat_due();
+                // Converting the driver's token costs a copy: only for a beat.
+                let resume_point = self
+                    .stream
+                    .as_ref()
+                    .filter(|_| heartbeat)
+                    .and_then(|stream| stream.resume_token())
+                    .as_ref()
+                    .and_then(token::from_driver);
                 let batches =
                     self.assembler
                         .quiet(resume_point.as_deref(), heartbeat, now_micros());

@@ -65,6 +65,14 @@ pub struct Change {
     pub commit_time_micros: i64,
 }
 
+/// The current time as the event model writes times: microseconds since the
+/// Unix epoch (0 if the clock is before it).
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 impl Change {
     /// A row read by a snapshot or backfill rather than changed, stamped with
     /// the source position the read is consistent with.

@@ -17,7 +17,7 @@ mod schema;
 mod shared_str;
 mod value;
 
-pub use change::{Begin, Change, ChangeKind, Commit, Heartbeat, Record, Row};
+pub use change::{Begin, Change, ChangeKind, Commit, Heartbeat, Record, Row, now_micros};
 pub use decimal::{Decimal, DecimalError};
 pub use position::SourcePosition;
 pub use schema::{Column, DataType, TableName, TableSchema};

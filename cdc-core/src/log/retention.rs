@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::Shared;
 use super::segment::{offset_index_path, time_index_path};
-use super::writer::now_micros;
 use crate::error::{Error, Result};
+use crate::event::now_micros;
 
 impl Shared {
     pub(crate) fn apply_retention(&self) -> Result<usize> {

@@ -10,7 +10,7 @@ use std::io;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -20,6 +20,7 @@ use super::config::FsyncPolicy;
 use super::fs::replace_file;
 use super::segment::{SEGMENT_HEADER_LEN, Segment, offset_index_path, time_index_path};
 use crate::error::{Error, Result};
+use crate::event::now_micros;
 use crate::event::{SourcePosition, TableSchema};
 
 /// Most bytes coalesced into one group commit.
@@ -64,13 +65,6 @@ pub(crate) struct Writer {
     failed: Option<String>,
     /// The directory lock, released when the writer stops.
     lock: Option<std::fs::File>,
-}
-
-pub(crate) fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 impl Writer {

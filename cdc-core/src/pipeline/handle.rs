@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::lag::now_micros;
 use super::{Lag, PipelineError};
 use crate::ChangeLog;
+use crate::event::now_micros;
 
 /// What a pipeline is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

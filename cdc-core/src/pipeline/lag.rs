@@ -39,14 +39,6 @@ impl Lag {
     }
 }
 
-/// The current time in microseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use cdc_core::SourceBatch;
 use cdc_core::event::{
     Begin, Change, ChangeKind, Commit, Heartbeat, Record, Row, SharedStr, SourcePosition,
-    TableName, TableSchema, Value,
+    TableName, TableSchema, Value, now_micros,
 };
 
 use crate::error::{Error, Result};
@@ -405,11 +405,4 @@ fn value_error(info: &RelationInfo, i: usize) -> Error {
         column: column.map(|c| c.name.clone()).unwrap_or_default(),
         type_name: column.map(|c| c.source_type.clone()).unwrap_or_default(),
     }
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
