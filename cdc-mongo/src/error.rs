@@ -179,6 +179,21 @@ impl Error {
     }
 }
 
+/// Awaits a driver call for at most `waited`: past it, the retryable
+/// [`Error::Stalled`] (a dead network path sends no reset); a driver error
+/// becomes the variant that names its fix ([`Error::driver`]).
+pub(crate) async fn within<T>(
+    waited: std::time::Duration,
+    context: &'static str,
+    cluster_time: u64,
+    call: impl std::future::Future<Output = mongodb::error::Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(waited, call)
+        .await
+        .map_err(|_| Error::Stalled { context, waited })?
+        .map_err(|e| Error::driver(context, e, cluster_time))
+}
+
 fn driver_error_is_retryable(error: &mongodb::error::Error) -> bool {
     if error.contains_label("ResumableChangeStreamError")
         || error.contains_label("RetryableWriteError")

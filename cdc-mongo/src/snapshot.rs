@@ -20,7 +20,7 @@ use mongodb::options::{Hint, ReadConcern};
 
 use crate::config::MongoConfig;
 use crate::document;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, within};
 use crate::source::{connect, open_stream};
 use crate::token;
 
@@ -145,13 +145,8 @@ impl ChunkReader {
             })?;
             find = find.min(doc! { "_id": key });
         }
-        let context = "reading a chunk";
-        let waited = self.config.idle_timeout;
         let read = async { find.await?.try_collect::<Vec<_>>().await };
-        tokio::time::timeout(waited, read)
-            .await
-            .map_err(|_| Error::Stalled { context, waited })?
-            .map_err(|e| Error::driver(context, e, 0))
+        within(self.config.idle_timeout, "reading a chunk", 0, read).await
     }
 }
 

@@ -13,7 +13,7 @@ use mongodb::change_stream::ChangeStream;
 use mongodb::options::{ClientOptions, FullDocumentBeforeChangeType, FullDocumentType};
 
 use crate::config::{FullDocument, MongoConfig};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, within};
 use crate::event::{self, Operation};
 use crate::token;
 use crate::transaction::Assembler;
@@ -214,11 +214,13 @@ pub(crate) async fn open_stream(
         watch = watch.start_after(token::resume_token(stored)?);
     }
     let context = "opening the change stream";
-    let waited = config.idle_timeout;
-    let stream = tokio::time::timeout(waited, watch.into_future())
-        .await
-        .map_err(|_| Error::Stalled { context, waited })?
-        .map_err(|e| Error::driver(context, e, cluster_time))?;
+    let stream = within(
+        config.idle_timeout,
+        context,
+        cluster_time,
+        watch.into_future(),
+    )
+    .await?;
     Ok(stream.with_type::<RawDocumentBuf>())
 }
 
@@ -291,18 +293,10 @@ impl Source for MongoSource {
                 return Ok(Some(batch));
             }
             let stream = self.stream.as_mut().ok_or(Error::NotStarted)?;
-            let context = "reading the change stream";
             let waited = self.config.poll_interval + self.config.idle_timeout;
-            let polled = match tokio::time::timeout(waited, stream.next_if_any()).await {
-                Ok(Ok(next)) => Ok(next),
-                Ok(Err(e)) => Err(Error::driver(
-                    context,
-                    e,
-                    self.assembler.delivered_cluster_time(),
-                )),
-                Err(_) => Err(Error::Stalled { context, waited }),
-            };
-            let next = match polled {
+            let cluster_time = self.assembler.delivered_cluster_time();
+            let poll = stream.next_if_any();
+            let next = match within(waited, "reading the change stream", cluster_time, poll).await {
                 Ok(next) => next,
                 Err(error) => {
                     self.stream = None;
