@@ -71,6 +71,9 @@ pub(crate) struct Running {
     keepalive_end: u64,
     last_status: Instant,
     last_activity: Instant,
+    /// A heartbeat message was emitted and has not come back through the
+    /// stream yet. Set only once the emitting query returned, so a `next_batch`
+    /// dropped while emitting leaves heartbeats on.
     heartbeat_pending: bool,
     last_nudge: Instant,
     /// When the declared tables were last found in the publication.
@@ -218,7 +221,6 @@ impl Running {
     }
 
     async fn emit_heartbeat(&mut self) -> Result<()> {
-        self.heartbeat_pending = true;
         let emit = async {
             self.client
                 .execute(
@@ -229,6 +231,9 @@ impl Running {
                 .map_err(Error::query("emitting a heartbeat message"))
         };
         within(self.idle_timeout, "emitting a heartbeat message", emit).await?;
+        // The message comes back only through the stream, which is not read
+        // while the query runs, so it cannot have been seen yet.
+        self.heartbeat_pending = true;
         Ok(())
     }
 
