@@ -89,6 +89,7 @@ fn batch(first: i64, kind: ChangeKind, offset: &mut u64) -> SinkBatch {
     SinkBatch {
         events,
         last_offset: *offset,
+        copied: false,
     }
 }
 

@@ -37,6 +37,12 @@ pub struct SinkBatch {
     /// The log offset up to which (inclusive) this batch brings the sink. It may be
     /// past the last event when transaction boundaries and heartbeats follow it.
     pub last_offset: u64,
+    /// The events are rows a backfill copied from the source while the pipeline
+    /// held between two log records, not records of the log: the sink applies
+    /// them atomically like any batch but leaves its stored offset as it is
+    /// (`last_offset` is then the offset the pipeline holds at, which is not
+    /// applied yet).
+    pub copied: bool,
 }
 
 /// A destination that applies changes.
@@ -47,7 +53,8 @@ pub struct SinkBatch {
 ///   sink that can store offsets (`stores_offsets() == true`) writes
 ///   `batch.last_offset` in the same transaction as the data, so after a crash
 ///   [`stored_offset`](Sink::stored_offset) says exactly what was applied and the
-///   pipeline resumes after it: exactly-once in effect.
+///   pipeline resumes after it: exactly-once in effect. A batch with
+///   [`copied`](SinkBatch::copied) set stores no offset.
 /// * **Order.** Batches arrive in log order, never overlapping; within a batch the
 ///   events are in log order.
 /// * **Durability.** When `apply` returns `Ok`, the batch is durable in the

@@ -196,6 +196,14 @@ pub(crate) fn plan<'a>(
         let Some(write_mode) = state.mode else {
             continue;
         };
+        if batch.copied && write_mode == WriteMode::History {
+            return Err(SinkError::Unsupported {
+                table: table.clone(),
+                reason: "a history table keys its rows by log offset, and rows a backfill \
+                         copies have none; backfill into an upsert or soft-delete table"
+                    .into(),
+            });
+        }
         let Some((offset, change)) = change else {
             continue;
         };
@@ -501,6 +509,7 @@ mod tests {
                 })
                 .collect(),
             last_offset: 100,
+            copied: false,
         }
     }
 

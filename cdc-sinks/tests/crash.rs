@@ -91,6 +91,7 @@ fn batch(n: u64) -> SinkBatch {
     SinkBatch {
         events,
         last_offset: n * STRIDE + STRIDE - 1,
+        copied: false,
     }
 }
 

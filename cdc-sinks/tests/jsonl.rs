@@ -126,3 +126,34 @@ async fn a_restart_cuts_uncommitted_lines_and_keeps_committed_ones() {
     assert_eq!(offsets, sorted, "every line once, in order");
     assert_eq!(offsets.len(), 13);
 }
+
+#[tokio::test]
+async fn copied_rows_are_committed_lines_that_move_no_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = JsonlConfig::new(dir.path());
+    let mut sink = JsonlSink::open(config.clone()).await.unwrap();
+    let items = items();
+    let mut stream = Stream::new(0);
+    let copied = stream.copied(&items, vec![read(&items, vec![i(1), t("a"), i(1)])]);
+    sink.apply(&copied).await.unwrap();
+    assert_eq!(sink.stored_offset().await.unwrap(), None);
+    let b = stream.batch(&items, vec![insert(&items, vec![i(2), t("b"), i(2)])]);
+    sink.apply(&b).await.unwrap();
+    let copied = stream.copied(&items, vec![read(&items, vec![i(3), t("c"), i(3)])]);
+    sink.apply(&copied).await.unwrap();
+    drop(sink);
+
+    // The copied lines survive a reopen (they are committed), the offset is the batch's.
+    let mut sink = JsonlSink::open(config).await.unwrap();
+    assert_eq!(sink.stored_offset().await.unwrap(), Some(b.last_offset));
+    let ops: Vec<_> = read_lines(dir.path())
+        .iter()
+        .map(|l| {
+            (
+                l["after"]["id"].as_i64().unwrap(),
+                l["op"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(ops, [(1, "r".into()), (2, "c".into()), (3, "r".into())]);
+}

@@ -81,6 +81,11 @@ async fn upserts_deletes_and_unchanged_values_commit_with_the_offset() {
 }
 
 #[tokio::test]
+async fn copied_rows_upsert_without_moving_the_offset() {
+    scenario::copied_rows_move_no_offset(&Maria::start()).await;
+}
+
+#[tokio::test]
 async fn prepare_modes_keep_truncate_or_recreate_existing_tables() {
     scenario::prepare_modes(&Maria::start()).await;
 }

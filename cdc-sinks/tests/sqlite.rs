@@ -465,3 +465,54 @@ async fn schema_evolution_adds_widens_keeps_or_drops_and_rejects_narrowing() {
         assert!(!err.is_retryable());
     }
 }
+
+#[tokio::test]
+async fn copied_rows_upsert_without_moving_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut target = sink(&dir, TableMapping::default()).await;
+    let items = items();
+    let mut stream = Stream::new(0);
+    let copied = stream.copied(&items, vec![read(&items, vec![i(1), t("a"), i(1)])]);
+    target.apply(&copied).await.unwrap();
+    assert_eq!(target.stored_offset().await.unwrap(), None);
+    let b = stream.batch(&items, vec![insert(&items, vec![i(2), t("b"), i(2)])]);
+    target.apply(&b).await.unwrap();
+    let copied = vec![
+        read(&items, vec![i(2), t("b2"), i(22)]),
+        read(&items, vec![i(3), t("c"), i(3)]),
+    ];
+    target.apply(&stream.copied(&items, copied)).await.unwrap();
+    drop(target);
+    let mut target = sink(&dir, TableMapping::default()).await;
+    assert_eq!(target.stored_offset().await.unwrap(), Some(b.last_offset));
+    assert_eq!(
+        rows(&dir, "SELECT id, name, n FROM items ORDER BY id"),
+        vec![
+            vec![int(1), txt("a"), int(1)],
+            vec![int(2), txt("b2"), int(22)],
+            vec![int(3), txt("c"), int(3)]
+        ]
+    );
+    let history = TableMapping {
+        tables: vec![TableRule {
+            schema: "app".into(),
+            table: "items".into(),
+            write_mode: Some(WriteMode::History),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut target = sink_at(&dir, "history.sqlite", history).await;
+    let copied = vec![read(&items, vec![i(1), t("a"), i(1)])];
+    let err = target
+        .apply(&stream.copied(&items, copied))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Unsupported { .. }), "{err}");
+}
+
+async fn sink_at(dir: &tempfile::TempDir, file: &str, mapping: TableMapping) -> SqliteSink {
+    let mut config = SqliteConfig::new(dir.path().join(file));
+    config.mapping = mapping;
+    SqliteSink::open(config).await.unwrap()
+}

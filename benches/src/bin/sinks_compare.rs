@@ -122,6 +122,7 @@ fn batches(update: bool, batch: usize) -> Vec<SinkBatch> {
             SinkBatch {
                 events,
                 last_offset: offset,
+                copied: false,
             }
         })
         .collect()
@@ -170,6 +171,7 @@ async fn create_table<S: Sink<Error = SinkError>>(sink: &mut S) {
             schema: schema(),
         }],
         last_offset: 0,
+        copied: false,
     };
     sink.apply(&batch).await.expect("sink creates its table");
 }

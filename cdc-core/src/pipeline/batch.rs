@@ -179,6 +179,7 @@ impl BatchAssembler {
             batch: SinkBatch {
                 events: std::mem::take(&mut self.ready),
                 last_offset,
+                copied: false,
             },
             source_time_micros: self.ready_time.take(),
         })

@@ -109,8 +109,9 @@ impl Files {
         Ok(this(current))
     }
 
-    /// Appends a batch's lines, fsyncs, and commits `last_offset` in the sidecar.
-    pub(super) fn append(&mut self, lines: &[u8], last_offset: u64) -> Result<()> {
+    /// Appends a batch's lines, fsyncs, and commits them in the sidecar with
+    /// `last_offset`, or with the offset stored before when it is `None`.
+    pub(super) fn append(&mut self, lines: &[u8], last_offset: Option<u64>) -> Result<()> {
         let mut next = self.committed;
         if next.bytes > 0 && next.bytes + lines.len() as u64 > self.max_file_bytes {
             next.file += 1;
@@ -130,7 +131,9 @@ impl Files {
             .and_then(|()| self.current.sync_data())
             .map_err(SinkError::io(&path))?;
         next.bytes += lines.len() as u64;
-        next.last_offset = Some(last_offset);
+        if last_offset.is_some() {
+            next.last_offset = last_offset;
+        }
         self.write_sidecar(&next)?;
         self.committed = next;
         Ok(())

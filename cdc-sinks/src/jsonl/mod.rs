@@ -69,7 +69,8 @@ impl Sink for JsonlSink {
     async fn apply(&mut self, batch: &SinkBatch) -> Result<()> {
         let lines = apply::lines(&self.config, &mut self.tables, batch)?;
         let mut files = self.files.take().ok_or(SinkError::WorkerGone)?;
-        let last = batch.last_offset;
+        // Copied rows move no offset.
+        let last = (!batch.copied).then_some(batch.last_offset);
         let (files, result) = tokio::task::spawn_blocking(move || {
             let r = files.append(&lines, last);
             (files, r)

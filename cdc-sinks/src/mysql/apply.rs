@@ -123,16 +123,18 @@ pub(super) async fn apply(
             }
         }
     }
-    tx.exec_drop(
-        format!(
-            "INSERT INTO {} (sink_name, last_offset) VALUES (?, ?)
-             ON DUPLICATE KEY UPDATE last_offset = VALUES(last_offset)",
-            qualified(config, OFFSETS_TABLE)
-        ),
-        (config.sink_name.as_str(), batch.last_offset),
-    )
-    .await
-    .map_err(SinkError::mysql("storing the offset"))?;
+    if !batch.copied {
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {} (sink_name, last_offset) VALUES (?, ?)
+                 ON DUPLICATE KEY UPDATE last_offset = VALUES(last_offset)",
+                qualified(config, OFFSETS_TABLE)
+            ),
+            (config.sink_name.as_str(), batch.last_offset),
+        )
+        .await
+        .map_err(SinkError::mysql("storing the offset"))?;
+    }
     tx.commit()
         .await
         .map_err(SinkError::mysql("committing a batch"))?;

@@ -94,9 +94,11 @@ pub(super) async fn apply(
             }
         }
     }
-    tx.execute(store_offset, &[&config.sink_name, &offset])
-        .await
-        .map_err(SinkError::pg("storing the offset"))?;
+    if !batch.copied {
+        tx.execute(store_offset, &[&config.sink_name, &offset])
+            .await
+            .map_err(SinkError::pg("storing the offset"))?;
+    }
     tx.commit()
         .await
         .map_err(SinkError::pg("committing a batch"))

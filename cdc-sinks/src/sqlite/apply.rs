@@ -101,13 +101,15 @@ impl SqliteState {
             location: "batch".into(),
             reason: "offset beyond i64::MAX".into(),
         })?;
-        tx.prepare_cached(&format!(
-            "INSERT INTO {} (sink_name, last_offset) VALUES (?1, ?2)
-             ON CONFLICT (sink_name) DO UPDATE SET last_offset = excluded.last_offset",
-            D.ident(OFFSETS_TABLE)
-        ))
-        .and_then(|mut s| s.execute(params![config.sink_name, offset]))
-        .map_err(SinkError::sqlite("storing the offset"))?;
+        if !batch.copied {
+            tx.prepare_cached(&format!(
+                "INSERT INTO {} (sink_name, last_offset) VALUES (?1, ?2)
+                 ON CONFLICT (sink_name) DO UPDATE SET last_offset = excluded.last_offset",
+                D.ident(OFFSETS_TABLE)
+            ))
+            .and_then(|mut s| s.execute(params![config.sink_name, offset]))
+            .map_err(SinkError::sqlite("storing the offset"))?;
+        }
         tx.commit().map_err(SinkError::sqlite("committing a batch"))
     }
 }

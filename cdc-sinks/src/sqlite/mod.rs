@@ -75,6 +75,7 @@ use connection::Shared;
 ///         insert(2, 2, "grace"),
 ///     ],
 ///     last_offset: 2,
+///     copied: false,
 /// };
 /// sink.apply(&batch).await?;
 /// assert_eq!(sink.stored_offset().await?, Some(2), "a restart resumes after offset 2");

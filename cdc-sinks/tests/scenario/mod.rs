@@ -402,3 +402,64 @@ pub async fn schema_evolution(db: &impl Db) {
         assert!(!err.is_retryable());
     }
 }
+
+/// Rows a backfill copies land like upserts, in one transaction, and never
+/// move the stored offset; a history table refuses them.
+pub async fn copied_rows_move_no_offset(db: &impl Db) {
+    let ns = "sc_copied";
+    let items = items();
+    let table = q(db, ns, "items");
+    let select = format!("SELECT id, name, n FROM {table} ORDER BY id");
+
+    // Copied before anything was applied: still no offset.
+    let mut sink = db.sink(ns, TableMapping::default()).await;
+    let mut stream = Stream::new(0);
+    let first = stream.copied(&items, vec![read(&items, vec![i(1), t("a"), i(10)])]);
+    sink.apply(&first).await.unwrap();
+    assert_eq!(sink.stored_offset().await.unwrap(), None);
+
+    let b1 = stream.batch(&items, vec![insert(&items, vec![i(2), t("b"), i(20)])]);
+    sink.apply(&b1).await.unwrap();
+    // Over a row the target holds, and a new one.
+    let rows = vec![
+        read(&items, vec![i(2), t("b2"), i(21)]),
+        read(&items, vec![i(3), t("c"), i(30)]),
+    ];
+    sink.apply(&stream.copied(&items, rows)).await.unwrap();
+    drop(sink);
+    let mut sink = db.sink(ns, TableMapping::default()).await;
+    assert_eq!(sink.stored_offset().await.unwrap(), Some(b1.last_offset));
+    assert_eq!(
+        db.rows(&select).await,
+        vec![
+            vec![s("1"), s("a"), s("10")],
+            vec![s("2"), s("b2"), s("21")],
+            vec![s("3"), s("c"), s("30")]
+        ]
+    );
+
+    // A truncate first, then rows, as a truncate-first backfill copies them.
+    let truncate = change(&items, cdc_core::event::ChangeKind::Truncate, None, None);
+    sink.apply(&stream.copied(&items, vec![truncate]))
+        .await
+        .unwrap();
+    let rows = vec![read(&items, vec![i(3), t("c3"), i(33)])];
+    sink.apply(&stream.copied(&items, rows)).await.unwrap();
+    assert_eq!(db.rows(&select).await, vec![vec![s("3"), s("c3"), s("33")]]);
+    assert_eq!(sink.stored_offset().await.unwrap(), Some(b1.last_offset));
+
+    let history = TableMapping {
+        tables: vec![TableRule {
+            schema: "app".into(),
+            table: "items".into(),
+            target: Some("items_history".into()),
+            write_mode: Some(WriteMode::History),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut sink = db.sink("sc_copied_history", history).await;
+    let rows = vec![read(&items, vec![i(1), t("a"), i(10)])];
+    let err = sink.apply(&stream.copied(&items, rows)).await.unwrap_err();
+    assert!(matches!(err, SinkError::Unsupported { .. }), "{err}");
+}
