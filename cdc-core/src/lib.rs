@@ -7,6 +7,7 @@
 //! A source reader appends each source transaction to the change log once; any
 //! number of pipelines consume it, each with its own durable cursor.
 
+pub mod backfill;
 pub mod codec;
 pub mod cursor;
 pub mod error;

@@ -136,6 +136,33 @@ pub enum PipelineError {
         /// The next offset the pipeline reads.
         next: u64,
     },
+    /// Copied rows were handed to a pipeline that is not paused: rows copied
+    /// from the source are applied only while the pipeline holds, so no change
+    /// logged after the copy's read is applied before it. Pause first
+    /// ([`PipelineHandle::pause_now`](super::PipelineHandle::pause_now)).
+    #[error("copied rows can only be applied while the pipeline is paused")]
+    NotPaused,
+    /// Copied rows were read while the pipeline held at `read_at`, but it has
+    /// run on since and holds at `paused_at`: changes applied in between may be
+    /// newer than the rows. Read them again while it holds (someone resumed
+    /// the pipeline during the copy).
+    #[error(
+        "copied rows were read while the pipeline held at offset {read_at}, but it holds at \
+         {paused_at} now; read them again"
+    )]
+    CopyPassed {
+        /// Where the pipeline held when the rows were read.
+        read_at: u64,
+        /// Where it holds now.
+        paused_at: u64,
+    },
+    /// Copied rows of a table the pipeline's filter drops: the pipeline would
+    /// never apply the table's later changes. Add the table to the filter.
+    #[error("copied rows of {table}, which the pipeline's table filter drops")]
+    CopyOutsideFilter {
+        /// The table.
+        table: TableName,
+    },
     /// The pipeline task has stopped; its result comes from
     /// [`PipelineHandle::join`](super::PipelineHandle::join).
     #[error("the pipeline has stopped")]

@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 
 use super::{Lag, PipelineError};
 use crate::ChangeLog;
-use crate::event::now_micros;
+use crate::event::{Change, TableSchema, now_micros};
 
 /// What a pipeline is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,17 @@ pub(crate) enum Control {
         offset: u64,
         paused: oneshot::Sender<Result<u64, PipelineError>>,
     },
+    /// Pause at the first transaction boundary at or after what was read.
+    PauseNow {
+        paused: oneshot::Sender<Result<u64, PipelineError>>,
+    },
+    /// Apply rows copied from the source; only while paused at `read_at`.
+    Copy {
+        read_at: u64,
+        schema: Arc<TableSchema>,
+        changes: Vec<Change>,
+        applied: oneshot::Sender<Result<(), PipelineError>>,
+    },
     Resume,
     Shutdown,
 }
@@ -95,6 +106,9 @@ pub struct PipelineHandle {
     pub(crate) control: mpsc::Sender<Control>,
     pub(crate) state: watch::Receiver<PipelineState>,
     pub(crate) task: JoinHandle<Result<PipelineSummary, PipelineError>>,
+    /// Taken by a backfill for one chunk's pause, read, apply and resume, so
+    /// backfills of one pipeline take turns.
+    pub(crate) copy_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for PipelineHandle {
@@ -152,6 +166,50 @@ impl PipelineHandle {
         let (paused, reply) = oneshot::channel();
         self.send(Control::PauseAt { offset, paused }).await?;
         // The task drops the sender if it stops before pausing.
+        reply.await.map_err(|_| PipelineError::Stopped)?
+    }
+
+    /// Makes the pipeline hold as soon as it can: after the records it has
+    /// already read (and, inside a source transaction, after its commit), all
+    /// applied. Returns the offset it holds at. Unlike
+    /// [`pause_at`](Self::pause_at) it cannot have been passed.
+    pub async fn pause_now(&self) -> Result<u64, PipelineError> {
+        let (paused, reply) = oneshot::channel();
+        self.send(Control::PauseNow { paused }).await?;
+        reply.await.map_err(|_| PipelineError::Stopped)?
+    }
+
+    /// Applies rows copied from the source to the sink, in one sink
+    /// transaction, at the offset the paused pipeline holds at; the pipeline
+    /// then applies the log from that offset on, over them.
+    ///
+    /// The rows must have been read from the source (in one consistent read)
+    /// while the pipeline held at `read_at`, the offset
+    /// [`pause_now`](Self::pause_now) returned: every change logged after it then
+    /// either is in them already or comes after them, and applying the log in
+    /// order over them ends in the source's state. This is what a
+    /// [backfill](crate::backfill) does, chunk by chunk. `changes` are
+    /// snapshot reads, or a truncate to empty the target table first; the
+    /// sink's stored offset does not move ([`SinkBatch::copied`](crate::SinkBatch::copied)).
+    ///
+    /// Fails with [`PipelineError::NotPaused`] unless paused, with
+    /// [`PipelineError::CopyPassed`] if it holds at another offset than
+    /// `read_at` (it was resumed meanwhile), and with
+    /// [`PipelineError::CopyOutsideFilter`] for a table the filter drops.
+    pub async fn apply_copied(
+        &self,
+        read_at: u64,
+        schema: Arc<TableSchema>,
+        changes: Vec<Change>,
+    ) -> Result<(), PipelineError> {
+        let (applied, reply) = oneshot::channel();
+        self.send(Control::Copy {
+            read_at,
+            schema,
+            changes,
+            applied,
+        })
+        .await?;
         reply.await.map_err(|_| PipelineError::Stopped)?
     }
 

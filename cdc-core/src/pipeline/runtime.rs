@@ -16,8 +16,8 @@ use super::{
     PipelineConfig, PipelineError, PipelineHandle, PipelineState, PipelineSummary, StartFrom,
     StopReason,
 };
-use crate::event::{ArchivedRecord, Record};
-use crate::{ChangeLog, LogEntry, Sink, Subscription};
+use crate::event::{ArchivedRecord, Change, Record, TableSchema};
+use crate::{ChangeLog, LogEntry, Sink, SinkBatch, SinkEvent, Subscription};
 
 /// A consumer of the change log: a named durable cursor, a table filter and a sink.
 ///
@@ -165,6 +165,7 @@ impl<K: Sink + 'static> Pipeline<K> {
             control: control_tx,
             state,
             task,
+            copy_turn: Arc::default(),
         })
     }
 }
@@ -295,6 +296,14 @@ impl<K: Sink> Runtime<K> {
         match control {
             None | Some(Control::Shutdown) => Ok(Step::Stop(StopReason::Shutdown)),
             Some(Control::Resume) => Ok(Step::Continue),
+            Some(Control::PauseNow { paused }) => {
+                self.pause_waiters.push((self.next, paused));
+                Ok(Step::Continue)
+            }
+            Some(Control::Copy { applied, .. }) => {
+                let _ = applied.send(Err(PipelineError::NotPaused));
+                Ok(Step::Continue)
+            }
             Some(Control::PauseAt { offset, paused }) => {
                 if offset < self.next {
                     // The requester may have gone away; nothing else to do.
@@ -329,6 +338,45 @@ impl<K: Sink> Runtime<K> {
             match self.control.recv().await {
                 None | Some(Control::Shutdown) => return Ok(Step::Stop(StopReason::Shutdown)),
                 Some(Control::Resume) => break,
+                Some(Control::PauseNow { paused }) => {
+                    let _ = paused.send(Ok(at));
+                }
+                Some(Control::Copy {
+                    read_at, applied, ..
+                }) if read_at != at => {
+                    let _ = applied.send(Err(PipelineError::CopyPassed {
+                        read_at,
+                        paused_at: at,
+                    }));
+                }
+                Some(Control::Copy {
+                    schema,
+                    changes,
+                    applied,
+                    ..
+                }) => {
+                    match self.apply_copied(at, schema, changes).await {
+                        Err(PipelineError::Sink {
+                            last_offset,
+                            source,
+                        }) => {
+                            // A failed sink stops the pipeline, as after any
+                            // failed batch; the caller gets the error itself.
+                            let stopped = PipelineError::Sink {
+                                last_offset,
+                                source: source.to_string().into(),
+                            };
+                            let _ = applied.send(Err(PipelineError::Sink {
+                                last_offset,
+                                source,
+                            }));
+                            return Err(stopped);
+                        }
+                        result => {
+                            let _ = applied.send(result);
+                        }
+                    }
+                }
                 Some(Control::PauseAt { offset, paused }) if offset <= at => {
                     let reply = if offset == at {
                         Ok(at)
@@ -350,6 +398,44 @@ impl<K: Sink> Runtime<K> {
         info!(pipeline = %self.config.name, at, "pipeline resumed");
         self.state.send_replace(PipelineState::Running);
         Ok(Step::Continue)
+    }
+
+    /// Applies copied rows in one sink batch that moves no offset.
+    async fn apply_copied(
+        &mut self,
+        at: u64,
+        schema: Arc<TableSchema>,
+        changes: Vec<Change>,
+    ) -> Result<(), PipelineError> {
+        let table = &schema.table;
+        if !self.config.tables.allows(table) {
+            return Err(PipelineError::CopyOutsideFilter {
+                table: table.clone(),
+            });
+        }
+        let events = changes
+            .into_iter()
+            .map(|change| SinkEvent::Change {
+                offset: at,
+                schema: schema.clone(),
+                change,
+            })
+            .collect();
+        let batch = SinkBatch {
+            events,
+            last_offset: at,
+            copied: true,
+        };
+        self.sink
+            .apply(&batch)
+            .await
+            .map_err(|e| PipelineError::Sink {
+                last_offset: at.saturating_sub(1),
+                source: Box::new(e),
+            })?;
+        self.batches += 1;
+        self.events += batch.events.len() as u64;
+        Ok(())
     }
 
     /// Tells every pause request at or below `at` that the pipeline holds at `at`.
