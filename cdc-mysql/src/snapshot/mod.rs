@@ -6,7 +6,9 @@
 //! one indexed range read. Rows come out as `ChangeKind::SnapshotRead` changes
 //! whose values equal what the binlog decoder gives for the same row.
 
+mod backfill;
 mod catalog;
+mod key;
 mod value;
 
 use cdc_core::event::{Change, Record, SourcePosition, TableName, TableSchema};
@@ -17,6 +19,7 @@ use crate::config::MySqlConfig;
 use crate::error::{Error, Result};
 use crate::stream;
 
+pub use backfill::MySqlChunks;
 pub use catalog::table_schema;
 
 /// Quotes an identifier for MySQL/MariaDB SQL.
@@ -24,8 +27,10 @@ pub fn quote(ident: &str) -> String {
     format!("`{}`", ident.replace('`', "``"))
 }
 
-/// Where a table read continues: the key of the last row read (opaque).
-#[derive(Debug, Clone, PartialEq)]
+/// Where a table read continues: the key of the last row read (opaque;
+/// serializable so a backfill resumes after a crash).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "Vec<key::KeyPart>", into = "Vec<key::KeyPart>")]
 pub struct ChunkKey(Vec<mysql_async::Value>);
 
 /// One primary-key chunk of a table.
