@@ -12,6 +12,7 @@
 //! Events are decoded from their BSON with checked reads ([`event`], which
 //! has a fuzz target); the `mongodb` driver does the protocol.
 
+mod backfill;
 mod config;
 pub mod document;
 mod error;
@@ -22,6 +23,7 @@ mod source;
 mod token;
 mod transaction;
 
+pub use backfill::MongoChunks;
 pub use config::{ConnectionString, FullDocument, JsonMode, MongoConfig};
 pub use error::{Error, Result};
 pub use snapshot::{BackfillChunk, Chunk, ChunkKey, ChunkReader};

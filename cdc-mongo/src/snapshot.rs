@@ -25,8 +25,33 @@ use crate::source::{connect, open_stream};
 use crate::token;
 
 /// Where a collection read continues: the `_id` of the last document read.
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable (as the hex of a one-field BSON document, every BSON type
+/// kept) so a backfill resumes after a crash.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct ChunkKey(RawBson);
+
+impl From<ChunkKey> for String {
+    fn from(key: ChunkKey) -> String {
+        let mut doc = bson::RawDocumentBuf::new();
+        doc.append("_id", key.0);
+        hex::encode(doc.as_bytes())
+    }
+}
+
+impl TryFrom<String> for ChunkKey {
+    type Error = String;
+
+    fn try_from(text: String) -> std::result::Result<Self, String> {
+        let bytes = hex::decode(&text).map_err(|e| format!("chunk key is not hex: {e}"))?;
+        let doc = RawDocumentBuf::from_bytes(bytes).map_err(|e| format!("chunk key: {e}"))?;
+        match doc.get("_id") {
+            Ok(Some(key)) => Ok(ChunkKey(key.to_raw_bson())),
+            Ok(None) => Err("chunk key without _id".to_owned()),
+            Err(e) => Err(format!("chunk key: {e}")),
+        }
+    }
+}
 
 /// One `_id` chunk of a collection.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +146,16 @@ impl ChunkReader {
         Ok(BackfillChunk { low, high, chunk })
     }
 
+    /// The collection's document count from its metadata (no scan).
+    pub async fn estimated_rows(&self, table: &TableName) -> Result<u64> {
+        let collection = self
+            .client
+            .database(&table.schema)
+            .collection::<RawDocumentBuf>(&table.name);
+        let count = async { collection.estimated_document_count().await };
+        within(self.config.idle_timeout, "counting documents", 0, count).await
+    }
+
     async fn read(
         &self,
         table: &TableName,
@@ -202,6 +237,25 @@ mod tests {
     use cdc_core::event::ChangeKind;
 
     use super::*;
+
+    #[test]
+    fn chunk_keys_of_every_type_survive_json_and_garbage_is_an_error() {
+        let keys = rawdoc! {
+            "a": 1.5, "b": "s", "c": bson::oid::ObjectId::new(), "d": i64::MIN,
+            "e": { "nested": [1, 2] }, "f": bson::Decimal128::from_bytes([7; 16]),
+        };
+        for (_, key) in keys.iter().map(Result::unwrap) {
+            let key = ChunkKey(key.to_raw_bson());
+            let json = serde_json::to_string(&key).unwrap();
+            assert_eq!(serde_json::from_str::<ChunkKey>(&json).unwrap(), key);
+        }
+        for garbage in [r#""zz""#, r#""05000000""#, r#""0500000000""#, "1"] {
+            assert!(
+                serde_json::from_str::<ChunkKey>(garbage).is_err(),
+                "{garbage}"
+            );
+        }
+    }
 
     fn ids(chunk: &Chunk) -> Vec<String> {
         chunk

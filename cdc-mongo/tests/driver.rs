@@ -428,3 +428,87 @@ async fn the_ingest_runner_logs_the_stream_and_resumes_from_the_log() {
         "resumed after the log's end"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_copies_a_collection_of_mixed_keys_and_resumes_from_its_progress() {
+    use cdc_core::backfill::{Backfill, BackfillConfig, BackfillProgress};
+    use cdc_core::ingest::CancellationToken;
+    use cdc_core::pipeline::{Pipeline, PipelineConfig};
+    use cdc_sinks::{SqliteConfig, SqliteSink};
+
+    let server = FakeMongod::start();
+    let oid = bson::oid::ObjectId::new();
+    server.state().collections.insert(
+        "orders".to_owned(),
+        vec![
+            bson::doc! { "_id": "b", "n": 1 },
+            bson::doc! { "_id": 2, "n": 2 },
+            bson::doc! { "_id": oid, "n": 3 },
+            bson::doc! { "_id": 1.5, "n": 4 },
+            bson::doc! { "_id": "a", "n": 5 },
+        ],
+    );
+    server.write([scripted_insert(1, 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = cdc_core::ChangeLog::open(dir.path().join("log"), Default::default()).unwrap();
+    let db = dir.path().join("target.sqlite");
+    let sink = SqliteSink::open(SqliteConfig::new(&db)).await.unwrap();
+    let pipeline = Pipeline::new(log.clone(), PipelineConfig::new("to-sqlite"), sink)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let table = TableName::new("shop", "orders");
+    let progress_path = dir.path().join("orders.backfill");
+    let source_config = config(&server);
+    let chunks = || cdc_mongo::MongoChunks::connect(&source_config, &table, 2);
+
+    // Two chunks, then cancelled: the progress file keeps the float key.
+    let mut first = Backfill::new(chunks().await.unwrap(), BackfillConfig::new(&progress_path));
+    let cancel = CancellationToken::new();
+    let mut progress = first.subscribe();
+    let stop = tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            let _ = progress.wait_for(|p| p.chunks >= 1).await;
+            cancel.cancel();
+        }
+    });
+    let summary = first.run(&pipeline, &cancel).await.unwrap();
+    stop.await.unwrap();
+    assert!(!summary.done);
+    let saved: BackfillProgress<cdc_mongo::ChunkKey> =
+        serde_json::from_slice(&std::fs::read(&progress_path).unwrap()).unwrap();
+    assert_eq!(saved.estimated_rows, Some(5));
+    assert!(saved.next.is_some());
+
+    let mut second = Backfill::new(chunks().await.unwrap(), BackfillConfig::new(&progress_path));
+    let summary = second
+        .run(&pipeline, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(summary.done);
+    assert_eq!(summary.rows, 5);
+    pipeline.pause_at(log.offsets().durable).await.unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT \"_id\" FROM \"orders\" ORDER BY \"_id\"")
+        .unwrap();
+    let mut keys: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    keys.sort();
+    let mut expected = vec![
+        "1.5".to_owned(),
+        "2".to_owned(),
+        r#""a""#.to_owned(),
+        r#""b""#.to_owned(),
+        format!(r#"{{"$oid":"{}"}}"#, oid.to_hex()),
+    ];
+    expected.sort();
+    assert_eq!(keys, expected, "every document copied once");
+    pipeline.resume().await.unwrap();
+    pipeline.shutdown().await.unwrap();
+}

@@ -1,6 +1,6 @@
 //! A loopback server that speaks just enough of MongoDB's wire protocol
 //! (OP_MSG: `hello`, `aggregate` with `$changeStream`, `getMore`,
-//! `killCursors`, `endSessions`) for the real driver to run a change stream
+//! `killCursors`, `endSessions`, `find`, `count`) for the real driver to run a change stream
 //! over scripted events. No MongoDB server can be installed on the project's
 //! machines; this drives the source's driver-facing code through the driver
 //! itself. Events are served in order; a stream resumes after the event
@@ -282,6 +282,11 @@ fn answer(command: &Document, connection: i32, state: &Mutex<State>) -> Document
                 "nextBatch": batch,
                 "postBatchResumeToken": token,
             } }
+        }
+        "count" => {
+            let coll = command.get_str("count").unwrap_or_default();
+            let n = state.collections.get(coll).map_or(0, Vec::len);
+            doc! { "ok": 1, "n": n as i64 }
         }
         "find" => {
             state.finds.push(command.clone());
