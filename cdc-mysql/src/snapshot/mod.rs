@@ -30,7 +30,7 @@ pub fn quote(ident: &str) -> String {
 /// Where a table read continues: the key of the last row read (opaque;
 /// serializable so a backfill resumes after a crash).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(from = "Vec<key::KeyPart>", into = "Vec<key::KeyPart>")]
+#[serde(try_from = "Vec<key::KeyPart>", into = "Vec<key::KeyPart>")]
 pub struct ChunkKey(Vec<mysql_async::Value>);
 
 /// One primary-key chunk of a table.
