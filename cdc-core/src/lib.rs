@@ -1,11 +1,12 @@
 //! # cdc-core
 //!
 //! The foundation of the CDC SDK: the [event model](event), the segmented
-//! append-only change log, durable cursors, the [`Source`] and [`Sink`] contracts
-//! and the pipeline runtime.
+//! append-only change log, durable cursors, the [`Source`] and [`Sink`] contracts,
+//! the pipeline runtime and [backfills](backfill) concurrent with streaming.
 //!
 //! A source reader appends each source transaction to the change log once; any
-//! number of pipelines consume it, each with its own durable cursor.
+//! number of pipelines consume it, each with its own durable cursor, and a
+//! pipeline can copy its tables from the source while the log keeps growing.
 
 pub mod backfill;
 pub mod codec;
