@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cdc_core::backfill::{
-    Backfill, BackfillConfig, BackfillProgress, ChunkSource, CopiedChunk, Destination,
+    Backfill, BackfillConfig, BackfillProgress, ChunkSource, CopiedChunk, Destination, run_all,
 };
 use cdc_core::event::{
     Begin, Change, ChangeKind, Commit, Record, SourcePosition, TableSchema, Value,
@@ -452,7 +452,7 @@ async fn copied_rows_need_the_pipeline_paused_where_they_were_read_and_in_its_fi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backfills_of_one_pipeline_take_turns() {
+async fn backfills_run_together_take_turns_on_the_pipeline() {
     let dir = tempfile::tempdir().unwrap();
     let run = setup(dir.path(), 7).await;
     let stop = CancellationToken::new();
@@ -470,10 +470,17 @@ async fn backfills_of_one_pipeline_take_turns() {
         };
         Backfill::new(chunks, BackfillConfig::new(dir.path().join(name)))
     };
-    let (mut a, mut b) = (backfill("a.backfill", 13), backfill("b.backfill", 17));
+    let backfills = vec![
+        backfill("a.backfill", 13),
+        backfill("b.backfill", 17),
+        backfill("c.backfill", 29),
+    ];
     let never = CancellationToken::new();
-    let (a, b) = tokio::join!(a.run(&run.pipeline, &never), b.run(&run.pipeline, &never));
-    assert!(a.unwrap().done && b.unwrap().done);
+    let outcomes = run_all(backfills, 2, &run.pipeline, &never).await;
+    assert_eq!(outcomes.len(), 3);
+    for outcome in outcomes {
+        assert!(outcome.unwrap().done);
+    }
     stop.cancel();
     writer.await.unwrap();
     let (source, mut target) = settle(run).await;

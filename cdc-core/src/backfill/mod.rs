@@ -252,7 +252,9 @@ impl<S: ChunkSource> Backfill<S> {
     /// progress after each; returns when all are copied or `cancel` fires
     /// (between chunks; [`BackfillSummary::done`] is then false and a later
     /// run resumes). The pipeline must be running and its table filter must
-    /// take the table; it holds only while a chunk is read and applied.
+    /// take the table; it holds only while a chunk is read and applied, and
+    /// is resumed after each chunk, so do not hold it paused yourself (for a
+    /// verification) while a backfill runs.
     pub async fn run(
         &mut self,
         pipeline: &PipelineHandle,
@@ -357,6 +359,42 @@ impl<S: ChunkSource> Backfill<S> {
         }
         Ok((chunk, count))
     }
+}
+
+/// Runs several backfills into one pipeline, starting them in the order
+/// given with at most `concurrency` (at least 1) running at once; their chunks
+/// take turns on the pipeline. Returns each one's outcome, in the order given;
+/// one failing does not stop the others.
+///
+/// ```no_run
+/// # async fn demo<S: cdc_core::backfill::ChunkSource>(
+/// #     tables: Vec<S>, pipeline: &cdc_core::pipeline::PipelineHandle,
+/// # ) {
+/// use cdc_core::backfill::{Backfill, BackfillConfig, run_all};
+/// use cdc_core::ingest::CancellationToken;
+///
+/// let backfills = tables
+///     .into_iter()
+///     .enumerate()
+///     .map(|(i, chunks)| Backfill::new(chunks, BackfillConfig::new(format!("table-{i}.backfill"))))
+///     .collect();
+/// for outcome in run_all(backfills, 2, pipeline, &CancellationToken::new()).await {
+///     println!("{outcome:?}");
+/// }
+/// # }
+/// ```
+pub async fn run_all<S: ChunkSource>(
+    backfills: Vec<Backfill<S>>,
+    concurrency: usize,
+    pipeline: &PipelineHandle,
+    cancel: &CancellationToken,
+) -> Vec<Result<BackfillSummary, BackfillError>> {
+    use futures::StreamExt;
+    futures::stream::iter(backfills)
+        .map(|mut backfill| async move { backfill.run(pipeline, cancel).await })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await
 }
 
 fn change(
