@@ -24,6 +24,7 @@ use cdc_core::event::TableName;
 use cdc_core::ingest::{self, CancellationToken};
 use cdc_core::pipeline::{Pipeline, PipelineConfig};
 use cdc_core::{ChangeLog, LogConfig};
+use cdc_examples::{source_rows, target_rows};
 use cdc_postgres::{PostgresConfig, PostgresSource};
 use cdc_sinks::{SqliteConfig, SqliteSink};
 use cdc_testkit::Postgres;
@@ -140,28 +141,6 @@ async fn main() -> Result<()> {
     }
     println!("target database: {}", display(&target, temp.path()));
     Ok(())
-}
-
-/// The source table as `id|owner|balance` lines in key order.
-fn source_rows(pg: &Postgres) -> Result<Vec<String>> {
-    let out = pg.sql("SELECT id, owner, balance::text FROM public.accounts ORDER BY id")?;
-    Ok(out.lines().map(str::to_owned).collect())
-}
-
-/// The target table in the same form.
-fn target_rows(path: &Path) -> Result<Vec<String>> {
-    let db = rusqlite::Connection::open(path)?;
-    let mut statement =
-        db.prepare("SELECT id, owner, CAST(balance AS TEXT) FROM \"accounts\" ORDER BY id")?;
-    let rows = statement.query_map([], |row| {
-        Ok(format!(
-            "{}|{}|{}",
-            row.get::<_, i64>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, String>(2)?
-        ))
-    })?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
 fn display(path: &Path, temp: &Path) -> String {

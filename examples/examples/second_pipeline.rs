@@ -23,6 +23,7 @@ use cdc_core::event::TableName;
 use cdc_core::ingest::{self, CancellationToken};
 use cdc_core::pipeline::{Pipeline, PipelineConfig, PipelineHandle, StartFrom};
 use cdc_core::{ChangeLog, LogConfig};
+use cdc_examples::{source_rows, target_rows};
 use cdc_postgres::{PostgresChunks, PostgresConfig, PostgresSource, connect_client};
 use cdc_sinks::{SqliteConfig, SqliteSink};
 use cdc_testkit::Postgres;
@@ -104,7 +105,7 @@ async fn main() -> Result<()> {
     let end = log.offsets().durable;
     first.pause_at(end).await?;
     second.pause_at(end).await?;
-    let same = table_rows(&first_db)? == expected && table_rows(&second_db)? == expected;
+    let same = target_rows(&first_db)? == expected && target_rows(&second_db)? == expected;
     println!(
         "{writes} writes during the run; both targets equal the source ({} rows): {same}",
         expected.len()
@@ -192,7 +193,7 @@ async fn wait_for(pg: &Postgres, targets: &[&Path]) -> Result<Vec<String>> {
         let expected = source_rows(pg)?;
         let mut all = true;
         for target in targets {
-            all &= table_rows(target)? == expected;
+            all &= target_rows(target)? == expected;
         }
         if all {
             return Ok(expected);
@@ -202,28 +203,4 @@ async fn wait_for(pg: &Postgres, targets: &[&Path]) -> Result<Vec<String>> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn source_rows(pg: &Postgres) -> Result<Vec<String>> {
-    let out = pg.sql("SELECT id, owner, balance::text FROM public.accounts ORDER BY id")?;
-    Ok(out.lines().map(str::to_owned).collect())
-}
-
-fn table_rows(path: &Path) -> Result<Vec<String>> {
-    let db = rusqlite::Connection::open(path)?;
-    let mut statement =
-        match db.prepare("SELECT id, owner, CAST(balance AS TEXT) FROM \"accounts\" ORDER BY id") {
-            Ok(statement) => statement,
-            // Not created yet: the pipeline has not seen the table.
-            Err(_) => return Ok(Vec::new()),
-        };
-    let rows = statement.query_map([], |row| {
-        Ok(format!(
-            "{}|{}|{}",
-            row.get::<_, i64>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, String>(2)?
-        ))
-    })?;
-    Ok(rows.collect::<std::result::Result<_, _>>()?)
 }

@@ -43,7 +43,7 @@ use tracing::info;
 pub use progress::BackfillProgress;
 use progress::ProgressFile;
 
-use crate::event::{Change, ChangeKind, Row, SourcePosition, TableSchema, now_micros};
+use crate::event::{Change, ChangeKind, Record, Row, SourcePosition, TableSchema, now_micros};
 use crate::ingest::CancellationToken;
 use crate::pipeline::{BoxedError, PipelineError, PipelineHandle};
 
@@ -57,6 +57,25 @@ pub struct CopiedChunk<K> {
     /// A source position read after the chunk: once the pipeline has applied
     /// the log past it, the copied rows are the source's.
     pub position: SourcePosition,
+}
+
+impl<K> CopiedChunk<K> {
+    /// A chunk from a snapshot reader's records: the after images of its
+    /// changes, in order (other records carry no rows).
+    pub fn from_records(records: Vec<Record>, next: Option<K>, position: SourcePosition) -> Self {
+        let rows = records
+            .into_iter()
+            .filter_map(|record| match record {
+                Record::Change(change) => change.after,
+                _ => None,
+            })
+            .collect();
+        Self {
+            rows,
+            next,
+            position,
+        }
+    }
 }
 
 /// A table read in primary-key chunks, for [`Backfill`].

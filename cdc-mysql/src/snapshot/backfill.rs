@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cdc_core::backfill::{ChunkSource, CopiedChunk};
-use cdc_core::event::{Record, TableName, TableSchema};
+use cdc_core::event::{TableName, TableSchema};
 use mysql_async::prelude::Queryable;
 
 use super::{ChunkKey, ChunkReader};
@@ -78,20 +78,11 @@ impl ChunkSource for MySqlChunks {
             .reader
             .chunk(&self.schema, after, self.chunk_rows)
             .await?;
-        let rows = read
-            .chunk
-            .records
-            .into_iter()
-            .filter_map(|record| match record {
-                Record::Change(change) => change.after,
-                _ => None,
-            })
-            .collect();
-        Ok(CopiedChunk {
-            rows,
-            next: read.chunk.next,
-            position: read.high,
-        })
+        Ok(CopiedChunk::from_records(
+            read.chunk.records,
+            read.chunk.next,
+            read.high,
+        ))
     }
 
     /// `information_schema.TABLES.TABLE_ROWS`: InnoDB's estimate.
