@@ -4,7 +4,7 @@
 //! # How it stays exact
 //!
 //! For each chunk the pipeline is paused at a transaction boundary (offset
-//! `at`), the chunk is read from the source in one consistent statement, its
+//! `at`), the chunk is read from the source (one statement, started then), its
 //! rows are applied to the sink at `at`, and the pipeline resumes from `at`.
 //! Every change logged after `at` committed after the log reached `at`, so
 //! either the chunk's read saw it already, or it committed after the read. The
@@ -12,7 +12,9 @@
 //! changed after `at` ends with its last change's image, the source's; a key
 //! not changed ends with the copied row, also the source's. A change the read
 //! already saw is applied once more, which changes nothing once the later ones
-//! follow, so no change is lost and no stale row survives. Nothing is written
+//! follow, so no change is lost and no stale row survives. The argument holds
+//! key by key, so the rows of a chunk need not come from one snapshot: each
+//! must only be read after the pause. Nothing is written
 //! to the source, no lock is taken and no transaction spans more than one
 //! chunk's read; the change log, which every pipeline can re-read, is what
 //! makes this simple.
@@ -47,7 +49,7 @@ use crate::event::{Change, ChangeKind, Record, Row, SourcePosition, TableSchema,
 use crate::ingest::CancellationToken;
 use crate::pipeline::{BoxedError, PipelineError, PipelineHandle};
 
-/// Rows of one chunk, read in one consistent statement.
+/// Rows of one chunk, each read after the pipeline paused.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CopiedChunk<K> {
     /// Rows in key order, in the column order of [`ChunkSource::schema`].
@@ -83,10 +85,11 @@ impl<K> CopiedChunk<K> {
 /// # Contract
 ///
 /// * [`read_chunk`](Self::read_chunk) reads the rows after `after` in key
-///   order, up to the source's chunk size, in **one consistent read** (one
-///   statement or one snapshot) that starts when it is called: the backfill
-///   pauses the pipeline before calling it, and relies on it seeing every
-///   change committed before.
+///   order, up to the source's chunk size, **starting when it is called**:
+///   each row as the source held it at some moment after the call began (one
+///   statement does this; the rows need not come from one snapshot). The
+///   backfill pauses the pipeline before calling it, and relies on every row
+///   reflecting every change committed before.
 /// * Chunks cover the table: following `next` from `None` until it is `None`
 ///   visits every key present through the whole backfill exactly once.
 /// * Keys are serializable so a backfill resumes after a crash.

@@ -183,8 +183,8 @@ impl PipelineHandle {
     /// transaction, at the offset the paused pipeline holds at; the pipeline
     /// then applies the log from that offset on, over them.
     ///
-    /// The rows must have been read from the source (in one consistent read)
-    /// while the pipeline held at `read_at`, the offset
+    /// The rows must have been read from the source (each row after the
+    /// pause began) while the pipeline held at `read_at`, the offset
     /// [`pause_now`](Self::pause_now) returned: every change logged after it then
     /// either is in them already or comes after them, and applying the log in
     /// order over them ends in the source's state. This is what a
