@@ -464,7 +464,9 @@ async fn a_backfill_copies_a_collection_of_mixed_keys_and_resumes_from_its_progr
     let chunks = || cdc_mongo::MongoChunks::connect(&source_config, &table, 2);
 
     // Two chunks, then cancelled: the progress file keeps the float key.
-    let mut first = Backfill::new(chunks().await.unwrap(), BackfillConfig::new(&progress_path));
+    let mut one_at_a_time = BackfillConfig::new(&progress_path);
+    one_at_a_time.max_hold = Duration::ZERO;
+    let mut first = Backfill::new(chunks().await.unwrap(), one_at_a_time);
     let cancel = CancellationToken::new();
     let mut progress = first.subscribe();
     let stop = tokio::spawn({
