@@ -165,6 +165,11 @@ host replication all 127.0.0.1/32 trust
     /// Runs SQL as the superuser through `psql`; returns unaligned, tuples-only output
     /// (`|` between columns). Stops at the first error.
     pub fn sql(&self, sql: &str) -> Result<String, Error> {
+        self.sql_in("postgres", sql)
+    }
+
+    /// [`sql`](Self::sql) in another database of the server.
+    pub fn sql_in(&self, database: &str, sql: &str) -> Result<String, Error> {
         run(Command::new("/usr/bin/psql")
             .args([
                 "-X",
@@ -178,7 +183,7 @@ host replication all 127.0.0.1/32 trust
                 "-U",
                 "postgres",
             ])
-            .args(["-p", &self.port.to_string(), "-d", "postgres", "-c", sql]))
+            .args(["-p", &self.port.to_string(), "-d", database, "-c", sql]))
     }
 
     /// Turns TLS on with a PEM certificate (chain) and its private key, and

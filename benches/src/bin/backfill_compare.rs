@@ -101,39 +101,6 @@ async fn backfill(pg: &Postgres, rows: u64, chunk: usize) -> Duration {
     elapsed
 }
 
-/// Runs `sql` in database `db`; returns its unaligned output.
-fn psql(pg: &Postgres, db: &str, sql: &str) -> String {
-    let out = Command::new("/usr/bin/psql")
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-        ])
-        .args([
-            "-U",
-            "postgres",
-            "-p",
-            &pg.port().to_string(),
-            "-d",
-            db,
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Reads every chunk and drops it: the source side of a backfill alone.
 async fn read_only(pg: &Postgres, chunk: usize) -> Duration {
     use cdc_core::backfill::ChunkSource;
@@ -183,7 +150,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let in_db = |db: &str, sql: &str| psql(&pg, db, sql);
+    let in_db = |db: &str, sql: &str| pg.sql_in(db, sql).unwrap();
     let (mut dumps, mut ours) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         for db in ["dumped", "copied"] {
@@ -202,7 +169,7 @@ fn main() {
             run_dump();
         }
         for db in ["dumped", "copied"] {
-            let n = psql(&pg, db, "SELECT count(*) FROM public.accounts");
+            let n = in_db(db, "SELECT count(*) FROM public.accounts");
             assert_eq!(n.trim(), rows.to_string(), "{db}");
         }
     }
