@@ -106,8 +106,8 @@ pub struct PipelineHandle {
     pub(crate) control: mpsc::Sender<Control>,
     pub(crate) state: watch::Receiver<PipelineState>,
     pub(crate) task: JoinHandle<Result<PipelineSummary, PipelineError>>,
-    /// Taken by a backfill for one chunk's pause, read, apply and resume, so
-    /// backfills of one pipeline take turns.
+    /// Taken by a backfill for one hold (pause, chunk reads and applies,
+    /// resume), so backfills of one pipeline take turns.
     pub(crate) copy_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
