@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cdc_core::backfill::{
-    Backfill, BackfillConfig, BackfillProgress, ChunkSource, CopiedChunk, Destination, run_all,
+    Backfill, BackfillConfig, BackfillError, BackfillProgress, ChunkSource, CopiedChunk,
+    Destination, run_all,
 };
 use cdc_core::event::{
     Begin, Change, ChangeKind, Commit, Record, SourcePosition, TableSchema, Value,
@@ -493,6 +494,46 @@ async fn backfills_run_together_take_turns_on_the_pipeline() {
     }
     stop.cancel();
     writer.await.unwrap();
+    let (source, mut target) = settle(run).await;
+    target.remove(&10_000);
+    assert_eq!(target, source);
+}
+
+#[tokio::test]
+async fn a_table_the_source_reader_does_not_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = setup(dir.path(), 3).await;
+    let backfill = || {
+        let chunks = ModelChunks {
+            source: run.source.clone(),
+            schema: run.schema.clone(),
+            chunk_rows: 100,
+        };
+        Backfill::new(
+            chunks,
+            BackfillConfig::new(dir.path().join("items.backfill")),
+        )
+    };
+    run.log.declare_tables(&[table("other")]);
+    let err = backfill()
+        .run(&run.pipeline, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BackfillError::NotStreamed { ref table } if table.contains("items")),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("items.backfill").exists(),
+        "nothing was copied"
+    );
+
+    run.log.declare_tables(&[table("other"), table("items")]);
+    let summary = backfill()
+        .run(&run.pipeline, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(summary.done);
     let (source, mut target) = settle(run).await;
     target.remove(&10_000);
     assert_eq!(target, source);

@@ -99,6 +99,15 @@ async fn a_backfill_during_writes_ends_equal_to_the_source() {
     backfill_config.max_rows_per_second = Some(20_000);
     let mut backfill = Backfill::new(chunks, backfill_config);
     let progress = backfill.subscribe();
+    // The runner declares the reader's tables when it starts; the backfill
+    // checks its table against them.
+    let mut waited = 0;
+    while log.declared_tables().is_none() {
+        waited += 1;
+        assert!(waited < 200, "the ingest runner never declared its tables");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(log.declared_tables(), Some(vec![table.clone()]));
     let summary = backfill
         .run(&pipeline, &CancellationToken::new())
         .await

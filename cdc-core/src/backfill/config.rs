@@ -95,6 +95,18 @@ pub enum BackfillError {
         /// The table.
         table: String,
     },
+    /// The source reader appending to the change log does not read this
+    /// table, so the copy would never receive its later changes. Add the
+    /// table to the reader (its publication, its table list), restart the
+    /// reader, then run the backfill.
+    #[error(
+        "the change log's source reader does not read {table}; add it to the reader's tables \
+         and restart the reader first"
+    )]
+    NotStreamed {
+        /// The table.
+        table: String,
+    },
     /// A chunk's row does not have the schema's width: a chunk source bug.
     #[error("a copied row of {table} has {found} values for {expected} columns")]
     RowWidth {

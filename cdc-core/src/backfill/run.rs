@@ -76,12 +76,21 @@ impl<S: ChunkSource> Backfill<S> {
     /// take the table. It is held while chunks are read and applied (up to
     /// [`max_hold`](BackfillConfig::max_hold) at a time) and resumed in
     /// between, so do not hold it paused yourself (for a verification) while
-    /// a backfill runs.
+    /// a backfill runs. When the log's source reader has
+    /// [declared](crate::ChangeLog::declare_tables) its tables, the table must
+    /// be one of them ([`BackfillError::NotStreamed`]).
     pub async fn run(
         &mut self,
         pipeline: &PipelineHandle,
         cancel: &CancellationToken,
     ) -> Result<BackfillSummary, BackfillError> {
+        let table = &self.source.schema().table;
+        let declared = pipeline.log.declared_tables();
+        if declared.is_some_and(|tables| !tables.contains(table)) {
+            return Err(BackfillError::NotStreamed {
+                table: table.to_string(),
+            });
+        }
         let mut progress: BackfillProgress<S::Key> = self.file.load()?;
         if progress.estimated_rows.is_none() {
             progress.estimated_rows = self.source.estimated_rows().await.map_err(source_error)?;

@@ -80,6 +80,8 @@ pub async fn run<S: Source>(
     let open_tail = find_open_tail(log)?;
     info!(resume_after = ?last, inside_transaction = open_tail.is_some(), "source runner starting");
     let mut redelivery = Redelivery::new(last.clone(), open_tail);
+    // What a backfill checks its table against before copying it.
+    log.declare_tables(source.tables());
     source.start(last.clone()).await.map_err(source_error)?;
     let mut summary = IngestSummary {
         batches: 0,

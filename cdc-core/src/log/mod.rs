@@ -158,6 +158,8 @@ pub(crate) struct Shared {
     next: AtomicU64,
     catalog: Mutex<Catalog>,
     cursors: CursorStore,
+    /// The source reader's declared tables, once it started.
+    declared: Mutex<Option<Vec<TableName>>>,
 }
 
 impl Shared {
@@ -307,6 +309,7 @@ impl ChangeLog {
             next: AtomicU64::new(end),
             catalog: Mutex::new(recovered.catalog),
             cursors,
+            declared: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel();
         let writer = Writer::new(shared.clone(), active, recovered.last_ts, lock);
@@ -425,6 +428,28 @@ impl ChangeLog {
     /// The first offset appended at or after `time_micros`, or the durable end.
     pub fn seek_time(&self, time_micros: i64) -> Result<u64> {
         self.shared().seek_time(time_micros)
+    }
+
+    /// Records the tables the source reader appending to this log is declared
+    /// to read; the [ingest runner](crate::ingest::run) does this at every
+    /// start. Kept in memory, for this open log: the reader and the pipelines
+    /// of one log run in one process (the directory lock sees to it).
+    pub fn declare_tables(&self, tables: &[TableName]) {
+        *self
+            .shared()
+            .declared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(tables.to_vec());
+    }
+
+    /// The tables last [declared](Self::declare_tables), or `None` when no
+    /// source reader declared any since the log was opened.
+    pub fn declared_tables(&self) -> Option<Vec<TableName>> {
+        self.shared()
+            .declared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The source position of the last durable Commit or Heartbeat record.
