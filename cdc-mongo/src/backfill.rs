@@ -69,14 +69,14 @@ impl ChunkSource for MongoChunks {
     }
 
     async fn read_chunk(&mut self, after: Option<&ChunkKey>) -> Result<CopiedChunk<ChunkKey>> {
-        let read = self
+        let (chunk, position) = self
             .reader
-            .chunk(&self.table, after, self.chunk_rows)
+            .chunk_then_position(&self.table, after, self.chunk_rows)
             .await?;
         Ok(CopiedChunk::from_records(
-            read.chunk.records,
-            read.chunk.next,
-            read.high,
+            chunk.records,
+            chunk.next,
+            position,
         ))
     }
 

@@ -140,10 +140,22 @@ impl ChunkReader {
         limit: usize,
     ) -> Result<BackfillChunk> {
         let low = self.position().await?;
+        let (chunk, high) = self.chunk_then_position(table, after, limit).await?;
+        Ok(BackfillChunk { low, high, chunk })
+    }
+
+    /// Reads the chunk after `after`, then the resume point, which stamps its
+    /// documents: a chunk without the `low` reading, as a backfill needs it.
+    pub(crate) async fn chunk_then_position(
+        &self,
+        table: &TableName,
+        after: Option<&ChunkKey>,
+        limit: usize,
+    ) -> Result<(Chunk, SourcePosition)> {
         let documents = self.read(table, after, limit.max(1)).await?;
         let high = self.position().await?;
         let chunk = chunk(table, after, documents, limit.max(1), &high, &self.config)?;
-        Ok(BackfillChunk { low, high, chunk })
+        Ok((chunk, high))
     }
 
     /// The collection's document count from its metadata (no scan).

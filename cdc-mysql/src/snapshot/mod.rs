@@ -321,6 +321,19 @@ impl ChunkReader {
         limit: usize,
     ) -> Result<BackfillChunk> {
         let low = self.position().await?;
+        let (chunk, high) = self.chunk_then_position(schema, after, limit).await?;
+        Ok(BackfillChunk { low, high, chunk })
+    }
+
+    /// Reads the chunk after `after`, then the position, which stamps its
+    /// rows (without the GTID state): a chunk without the `low` reading, as a
+    /// backfill needs it.
+    pub(crate) async fn chunk_then_position(
+        &mut self,
+        schema: &TableSchema,
+        after: Option<&ChunkKey>,
+        limit: usize,
+    ) -> Result<(Chunk, SourcePosition)> {
         let placeholder = SourcePosition::None;
         let mut chunk =
             read_chunk(&mut self.conn, schema, after, limit.max(1), &placeholder).await?;
@@ -331,6 +344,6 @@ impl ChunkReader {
                 c.position = stamped.clone();
             }
         }
-        Ok(BackfillChunk { low, high, chunk })
+        Ok((chunk, high))
     }
 }

@@ -64,13 +64,11 @@ impl ChunkSource for PostgresChunks {
     }
 
     async fn read_chunk(&mut self, after: Option<&KeyCursor>) -> Result<CopiedChunk<KeyCursor>> {
-        let chunk = self.reader.read_chunk(&self.client, after).await?;
+        let (rows, next, lsn) = self.reader.read_then_lsn(&self.client, after).await?;
         Ok(CopiedChunk {
-            rows: chunk.rows,
-            next: chunk.next,
-            position: SourcePosition::Postgres {
-                lsn: chunk.high_lsn,
-            },
+            rows,
+            next,
+            position: SourcePosition::Postgres { lsn },
         })
     }
 

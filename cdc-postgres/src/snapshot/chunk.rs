@@ -180,6 +180,23 @@ impl ChunkReader {
     /// position read just before and just after the query.
     pub async fn read_chunk(&self, client: &Client, after: Option<&KeyCursor>) -> Result<Chunk> {
         let low_lsn = current_lsn(client).await?;
+        let (rows, next, high_lsn) = self.read_then_lsn(client, after).await?;
+        Ok(Chunk {
+            rows,
+            next,
+            low_lsn,
+            high_lsn,
+        })
+    }
+
+    /// The rows after `after` and where the next chunk starts, then the WAL
+    /// position read after the query: a chunk without the `low` reading, as a
+    /// backfill needs it.
+    pub(crate) async fn read_then_lsn(
+        &self,
+        client: &Client,
+        after: Option<&KeyCursor>,
+    ) -> Result<(Vec<Row>, Option<KeyCursor>, u64)> {
         let rows = match after {
             None => client
                 .query(&self.first_sql, &[&self.chunk_rows])
@@ -220,12 +237,8 @@ impl ChunkReader {
             out.push(values);
         }
         let full = i64::try_from(out.len()).unwrap_or(i64::MAX) >= self.chunk_rows;
-        Ok(Chunk {
-            rows: out,
-            next: if full { last_key.map(KeyCursor) } else { None },
-            low_lsn,
-            high_lsn,
-        })
+        let next = if full { last_key.map(KeyCursor) } else { None };
+        Ok((out, next, high_lsn))
     }
 }
 
