@@ -149,7 +149,15 @@ impl<S: ChunkSource> Backfill<S> {
             }
         }
         if self.config.destination == Destination::TruncateFirst && !progress.truncated {
-            let truncate = change(&schema, ChangeKind::Truncate, None, SourcePosition::None);
+            let truncate = Change {
+                table: schema.table.clone(),
+                kind: ChangeKind::Truncate,
+                before: None,
+                after: None,
+                position: SourcePosition::None,
+                txid: None,
+                commit_time_micros: now_micros(),
+            };
             pipeline
                 .apply_copied(at, schema.clone(), vec![truncate])
                 .await?;
@@ -217,6 +225,7 @@ fn snapshot_reads<K>(
     chunk: &CopiedChunk<K>,
 ) -> Result<Vec<Change>, BackfillError> {
     let width = schema.columns.len();
+    let read_time = now_micros();
     rows.into_iter()
         .map(|row| {
             if row.len() != width {
@@ -226,11 +235,11 @@ fn snapshot_reads<K>(
                     found: row.len(),
                 });
             }
-            Ok(change(
-                schema,
-                ChangeKind::SnapshotRead,
-                Some(row),
+            Ok(Change::snapshot_read(
+                schema.table.clone(),
+                row,
                 chunk.position.clone(),
+                read_time,
             ))
         })
         .collect()
@@ -270,21 +279,4 @@ pub async fn run_all<S: ChunkSource>(
         .buffered(concurrency.max(1))
         .collect()
         .await
-}
-
-fn change(
-    schema: &TableSchema,
-    kind: ChangeKind,
-    after: Option<Row>,
-    position: SourcePosition,
-) -> Change {
-    Change {
-        table: schema.table.clone(),
-        kind,
-        before: None,
-        after,
-        position,
-        txid: None,
-        commit_time_micros: now_micros(),
-    }
 }
