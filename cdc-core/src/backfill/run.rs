@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::info;
 
-use super::progress::{BackfillProgress, ProgressFile};
+use super::progress::BackfillProgress;
 use super::{
     BackfillConfig, BackfillError, BackfillSummary, ChunkSource, CopiedChunk, Destination,
 };
 use crate::event::{Change, ChangeKind, Row, SourcePosition, TableSchema, now_micros};
 use crate::ingest::CancellationToken;
 use crate::pipeline::PipelineHandle;
+use crate::progress_file::ProgressFile;
 
 /// One table's backfill into one pipeline. See the [module docs](super).
 ///
@@ -91,7 +92,8 @@ impl<S: ChunkSource> Backfill<S> {
                 table: table.to_string(),
             });
         }
-        let mut progress: BackfillProgress<S::Key> = self.file.load()?;
+        let mut progress: BackfillProgress<S::Key> =
+            self.file.load().map_err(|e| (e, &self.file))?;
         if progress.estimated_rows.is_none() {
             progress.estimated_rows = self.source.estimated_rows().await.map_err(source_error)?;
         }
@@ -202,7 +204,7 @@ impl<S: ChunkSource> Backfill<S> {
             progress.done = chunk.next.is_none();
             progress.next = chunk.next;
             held.position = Some(chunk.position);
-            self.file.save(progress)?;
+            self.file.save(progress).map_err(|e| (e, &self.file))?;
             self.progress.send_replace(progress.clone());
             match next {
                 Some(next) => chunk = next.map_err(source_error)?,
