@@ -2,7 +2,8 @@
 //!
 //! The foundation of the CDC SDK: the [event model](event), the segmented
 //! append-only change log, durable cursors, the [`Source`] and [`Sink`] contracts,
-//! the pipeline runtime and [backfills](backfill) concurrent with streaming.
+//! the pipeline runtime, [backfills](backfill) concurrent with streaming and
+//! [verification](verify) of a sink against its source.
 //!
 //! A source reader appends each source transaction to the change log once; any
 //! number of pipelines consume it, each with its own durable cursor, and a
@@ -16,11 +17,13 @@ pub mod event;
 pub mod ingest;
 pub mod log;
 pub mod pipeline;
+mod progress_file;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod replay;
 mod sink;
 mod source;
+pub mod verify;
 
 pub use cursor::{CursorState, CursorStatus, CursorStore};
 pub use error::{Error, Result};

@@ -119,7 +119,7 @@ pub enum BackfillError {
     },
 }
 
-/// How a run of [`Backfill::run`] ended.
+/// How a run of [`Backfill::run`](super::Backfill::run) ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackfillSummary {
     /// Whether every chunk is copied (in this run or an earlier one).

@@ -1,0 +1,418 @@
+//! Running a verification: chunks compared while the pipeline holds, the
+//! keys in flight compared again, progress saved.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tracing::info;
+
+use super::canonical::{canonical, canonical_of};
+use super::report::RowDifference;
+use super::settle::touched_keys;
+use super::{ColumnMap, TableReader, VerifyConfig, VerifyError, VerifyReport};
+use crate::event::{Row, SourcePosition, TableSchema, Value};
+use crate::ingest::CancellationToken;
+use crate::pipeline::PipelineHandle;
+use crate::progress_file::{ProgressFile, ProgressFileError};
+
+/// One table's comparison of a pipeline's sink with its source. See the
+/// [module docs](super).
+///
+/// ```no_run
+/// # async fn demo<S: cdc_core::verify::TableReader, T: cdc_core::verify::TableReader>(
+/// #     source: S, sink: T, pipeline: &cdc_core::pipeline::PipelineHandle,
+/// # ) -> Result<(), cdc_core::verify::VerifyError> {
+/// use std::collections::BTreeMap;
+/// use cdc_core::ingest::CancellationToken;
+/// use cdc_core::verify::{ColumnMap, Verification, VerifyConfig};
+///
+/// let columns = ColumnMap::by_name(source.schema(), sink.schema(), &BTreeMap::new())?;
+/// let mut verification = Verification::new(source, sink, columns, VerifyConfig::new("orders.verify"));
+/// let report = verification.run(pipeline, &CancellationToken::new()).await?;
+/// if !report.is_equal() {
+///     eprintln!("{} missing, {} extra, {} different", report.missing.count,
+///         report.extra.count, report.different.count);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Verification<S, T> {
+    source: S,
+    sink: T,
+    columns: ColumnMap,
+    config: VerifyConfig,
+    file: ProgressFile,
+}
+
+impl<S: TableReader, T: TableReader> std::fmt::Debug for Verification<S, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verification")
+            .field("table", &self.source.schema().table)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key whose rows differ, before the log says whether it was in flight.
+struct Candidate {
+    key: Row,
+    canonical_key: String,
+    kind: Kind,
+}
+
+enum Kind {
+    Missing,
+    Extra,
+    Different(Vec<String>),
+}
+
+/// What one hold of the pipeline read.
+struct Read {
+    source: Vec<Row>,
+    sink: Vec<Row>,
+    position: SourcePosition,
+    through: Option<Row>,
+}
+
+impl<S: TableReader, T: TableReader> Verification<S, T> {
+    /// A comparison of `source`'s table with `sink`'s, paired by `columns`.
+    pub fn new(source: S, sink: T, columns: ColumnMap, config: VerifyConfig) -> Self {
+        let file = ProgressFile::new(&config.progress_path);
+        Self {
+            source,
+            sink,
+            columns,
+            config,
+            file,
+        }
+    }
+
+    /// Compares the chunks not compared yet, then compares the keys that
+    /// changed meanwhile again; returns the report when done or when `cancel`
+    /// fires (between chunks; [`VerifyReport::done`] is then false and a
+    /// later run resumes). The pipeline must be running the table into the
+    /// sink; it is held while a chunk is read from both sides and resumed in
+    /// between, and takes turns with backfills of the same pipeline.
+    pub async fn run(
+        &mut self,
+        pipeline: &PipelineHandle,
+        cancel: &CancellationToken,
+    ) -> Result<VerifyReport, VerifyError> {
+        let table = self.source.schema().table.clone();
+        let declared = pipeline.log.declared_tables();
+        if declared.is_some_and(|tables| !tables.contains(&table)) {
+            return Err(VerifyError::NotStreamed {
+                table: table.to_string(),
+            });
+        }
+        let mut report: VerifyReport = self.file.load().map_err(|e| self.file_error(e))?;
+        while !report.scanned && !cancel.is_cancelled() {
+            self.compare_chunk(pipeline, &mut report).await?;
+            self.save(&report)?;
+        }
+        if report.scanned && !report.done && report.rechecks == 0 {
+            requeue_unmatched(&mut report);
+        }
+        while report.scanned && !report.done && !cancel.is_cancelled() {
+            if report.pending.is_empty() || report.rechecks >= self.config.rechecks {
+                for key in std::mem::take(&mut report.pending) {
+                    report.unsettled.add(key, self.config.max_reported);
+                }
+                report.done = true;
+            } else {
+                // Give a busy key time to settle: 50 ms, then 100 ms, ...
+                let wait = Duration::from_millis(50 << report.rechecks.min(6));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = cancel.cancelled() => break,
+                }
+                self.recheck(pipeline, &mut report).await?;
+            }
+            self.save(&report)?;
+        }
+        info!(
+            table = %table,
+            rows = report.rows,
+            missing = report.missing.count,
+            extra = report.extra.count,
+            different = report.different.count,
+            unsettled = report.unsettled.count,
+            done = report.done,
+            "verification run ended"
+        );
+        Ok(report)
+    }
+
+    /// Compares the next chunk.
+    async fn compare_chunk(
+        &mut self,
+        pipeline: &PipelineHandle,
+        report: &mut VerifyReport,
+    ) -> Result<(), VerifyError> {
+        let turn = pipeline.copy_turn.lock().await;
+        let at = pipeline.pause_now().await?;
+        let read = self.read_chunk(pipeline, at, report.next.as_deref()).await;
+        // Resume whatever happened: the pipeline is not the verification's to hold.
+        let resumed = pipeline.resume().await;
+        drop(turn);
+        let read = read?;
+        resumed?;
+        let candidates = self.compare(&read.source, &read.sink)?;
+        report.rows += read.source.len() as u64;
+        report.chunks += 1;
+        self.settle(pipeline, at, &read.position, candidates, report)
+            .await?;
+        report.scanned = read.through.is_none();
+        report.next = read.through;
+        Ok(())
+    }
+
+    /// Reads a chunk from the source, the position after it, and the sink's
+    /// rows of the same key range.
+    async fn read_chunk(
+        &mut self,
+        pipeline: &PipelineHandle,
+        at: u64,
+        after: Option<&[Value]>,
+    ) -> Result<Read, VerifyError> {
+        let schema = self.source.schema().clone();
+        if let Some(logged) = pipeline.log.schema_at(&schema.table, at) {
+            let names =
+                |s: &TableSchema| s.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+            if names(&logged) != names(&schema) {
+                return Err(VerifyError::SchemaChanged {
+                    table: schema.table.to_string(),
+                });
+            }
+        }
+        let limit = self.config.chunk_rows.max(1);
+        let source = self
+            .source
+            .read_range(after, None, limit)
+            .await
+            .map_err(source_error)?;
+        let position = self.source.position().await.map_err(source_error)?;
+        let through = match source.last() {
+            Some(last) if source.len() >= limit => Some(key_of(&schema, last, "source")?),
+            _ => None,
+        };
+        let mut sink = Vec::new();
+        let mut page_after = after.map(<[_]>::to_vec);
+        loop {
+            let page = self
+                .sink
+                .read_range(page_after.as_deref(), through.as_deref(), limit)
+                .await
+                .map_err(sink_error)?;
+            let full = page.len() >= limit;
+            if let Some(last) = page.last().filter(|_| full) {
+                page_after = Some(key_of(self.sink.schema(), last, "sink")?);
+            }
+            sink.extend(page);
+            if !full {
+                break;
+            }
+        }
+        Ok(Read {
+            source,
+            sink,
+            position,
+            through,
+        })
+    }
+
+    /// Compares the pending keys again, each read by key on both sides.
+    async fn recheck(
+        &mut self,
+        pipeline: &PipelineHandle,
+        report: &mut VerifyReport,
+    ) -> Result<(), VerifyError> {
+        let mut keys = std::mem::take(&mut report.pending);
+        let mut seen = std::collections::HashSet::new();
+        keys.retain(|key| seen.insert(canonical_of(key, 0..key.len())));
+        let turn = pipeline.copy_turn.lock().await;
+        let at = pipeline.pause_now().await?;
+        let read = async {
+            let mut source = Vec::new();
+            let mut sink = Vec::new();
+            for key in &keys {
+                source.extend(self.source.read_key(key).await.map_err(source_error)?);
+                sink.extend(self.sink.read_key(key).await.map_err(sink_error)?);
+            }
+            let position = self.source.position().await.map_err(source_error)?;
+            Ok::<_, VerifyError>((source, sink, position))
+        }
+        .await;
+        let resumed = pipeline.resume().await;
+        drop(turn);
+        // On an error the run ends unsaved: the file still holds these keys.
+        let (source, sink, position) = read?;
+        resumed?;
+        let candidates = self.compare(&source, &sink)?;
+        report.rechecks += 1;
+        self.settle(pipeline, at, &position, candidates, report)
+            .await
+    }
+
+    /// Matches the rows of both sides by key and compares the paired columns.
+    fn compare(&self, source: &[Row], sink: &[Row]) -> Result<Vec<Candidate>, VerifyError> {
+        let source_schema = self.source.schema();
+        let sink_schema = self.sink.schema();
+        let mut sink_rows = HashMap::with_capacity(sink.len());
+        for row in sink {
+            check_width(sink_schema, row, "sink")?;
+            let key = canonical_of(row, sink_schema.primary_key.iter().map(|&k| k as usize));
+            sink_rows.insert(key.unwrap_or_default(), row);
+        }
+        let mut candidates = Vec::new();
+        for row in source {
+            check_width(source_schema, row, "source")?;
+            let canonical_key =
+                canonical_of(row, source_schema.primary_key.iter().map(|&k| k as usize))
+                    .unwrap_or_default();
+            let kind = match sink_rows.remove(&canonical_key) {
+                None => Kind::Missing,
+                Some(stored) => {
+                    let columns = self.differing_columns(row, stored);
+                    if columns.is_empty() {
+                        continue;
+                    }
+                    Kind::Different(columns)
+                }
+            };
+            candidates.push(Candidate {
+                key: key_of(source_schema, row, "source")?,
+                canonical_key,
+                kind,
+            });
+        }
+        for (canonical_key, row) in sink_rows {
+            candidates.push(Candidate {
+                key: key_of(sink_schema, row, "sink")?,
+                canonical_key,
+                kind: Kind::Extra,
+            });
+        }
+        Ok(candidates)
+    }
+
+    fn differing_columns(&self, source: &Row, sink: &Row) -> Vec<String> {
+        let (mut a, mut b) = (String::new(), String::new());
+        let mut columns = Vec::new();
+        for &(s, t) in self.columns.pairs() {
+            let (Some(x), Some(y)) = (source.get(s), sink.get(t)) else {
+                continue;
+            };
+            if matches!(x, Value::Unchanged) || matches!(y, Value::Unchanged) {
+                continue;
+            }
+            a.clear();
+            b.clear();
+            canonical(x, &mut a);
+            canonical(y, &mut b);
+            if a != b {
+                columns.push(self.source.schema().columns[s].name.clone());
+            }
+        }
+        columns
+    }
+
+    /// Reports the candidates no logged change touched between the pause at
+    /// `at` and `position`; queues the others for a recheck.
+    async fn settle(
+        &self,
+        pipeline: &PipelineHandle,
+        at: u64,
+        position: &SourcePosition,
+        candidates: Vec<Candidate>,
+        report: &mut VerifyReport,
+    ) -> Result<(), VerifyError> {
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let table = &self.source.schema().table;
+        let touched = touched_keys(
+            &pipeline.log,
+            table,
+            at,
+            position,
+            self.config.settle_timeout,
+        )
+        .await?;
+        let max = self.config.max_reported;
+        for candidate in candidates {
+            if touched.contains(&candidate.canonical_key) {
+                report.pending.push(candidate.key);
+                continue;
+            }
+            match candidate.kind {
+                Kind::Missing => report.missing.add(candidate.key, max),
+                Kind::Extra => report.extra.add(candidate.key, max),
+                Kind::Different(columns) => report.different.add(
+                    RowDifference {
+                        key: candidate.key,
+                        columns,
+                    },
+                    max,
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn save(&self, report: &VerifyReport) -> Result<(), VerifyError> {
+        self.file.save(report).map_err(|e| self.file_error(e))
+    }
+
+    fn file_error(&self, error: ProgressFileError) -> VerifyError {
+        let path = self.file.path().to_path_buf();
+        match error {
+            ProgressFileError::Io(source) => VerifyError::Progress { path, source },
+            ProgressFileError::Corrupt(reason) => VerifyError::CorruptProgress { path, reason },
+        }
+    }
+}
+
+/// Keys the range scan found on one side only are compared again by key
+/// before they are reported: the two sides may order keys differently (a
+/// key then falls in another range on each side), which only a read by key
+/// tells from a real difference. Counts past the kept keys stay as found.
+fn requeue_unmatched(report: &mut VerifyReport) {
+    for found in [&mut report.missing, &mut report.extra] {
+        found.count -= found.first.len() as u64;
+        report.pending.append(&mut found.first);
+    }
+}
+
+fn check_width(schema: &TableSchema, row: &Row, side: &'static str) -> Result<(), VerifyError> {
+    if row.len() == schema.columns.len() {
+        return Ok(());
+    }
+    Err(VerifyError::RowWidth {
+        side,
+        table: schema.table.to_string(),
+        expected: schema.columns.len(),
+        found: row.len(),
+    })
+}
+
+/// The key values of `row`, in key order.
+fn key_of(schema: &TableSchema, row: &Row, side: &'static str) -> Result<Row, VerifyError> {
+    check_width(schema, row, side)?;
+    Ok(schema
+        .primary_key
+        .iter()
+        .map(|&k| row.get(k as usize).cloned().unwrap_or(Value::Null))
+        .collect())
+}
+
+fn source_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> VerifyError {
+    VerifyError::Source {
+        source: Box::new(e),
+    }
+}
+
+fn sink_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> VerifyError {
+    VerifyError::Sink {
+        source: Box::new(e),
+    }
+}

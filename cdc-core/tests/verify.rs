@@ -1,0 +1,325 @@
+//! Verification on a model source: a table whose changes are logged with a
+//! lag, compared with the pipeline's target while a writer keeps changing
+//! it. Only the differences planted in the target may be reported.
+
+mod model_table;
+mod pipeline_support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cdc_core::backfill::{Backfill, BackfillConfig, Destination};
+use cdc_core::event::{Heartbeat, Record, Row, SourcePosition, TableSchema, Value};
+use cdc_core::ingest::CancellationToken;
+use cdc_core::verify::{
+    ColumnMap, RowDifference, TableReader, Verification, VerifyConfig, VerifyReport,
+};
+use model_table::*;
+
+/// Keys the writer never touches (it writes keys 1 to 600), where the
+/// differences are planted: the source holds the odd ones.
+const QUIET: std::ops::RangeInclusive<i64> = 1001..=1100;
+
+fn int_key(key: &[Value]) -> i64 {
+    match key {
+        [Value::Int(k)] => *k,
+        other => panic!("not an Int key: {other:?}"),
+    }
+}
+
+fn as_row(k: i64, v: &str) -> Row {
+    vec![Value::Int(k), Value::Text(v.into())]
+}
+
+/// The source table, read as a query would: after a while, at its end.
+struct SourceTable {
+    source: ModelSource,
+    schema: Arc<TableSchema>,
+}
+
+#[async_trait]
+impl TableReader for SourceTable {
+    type Error = std::io::Error;
+
+    fn schema(&self) -> &Arc<TableSchema> {
+        &self.schema
+    }
+
+    async fn read_range(
+        &mut self,
+        after: Option<&[Value]>,
+        through: Option<&[Value]>,
+        limit: usize,
+    ) -> std::io::Result<Vec<Row>> {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let state = self.source.state.lock().unwrap();
+        let from = after.map_or(i64::MIN, |k| int_key(k) + 1);
+        let to = through.map_or(i64::MAX, int_key);
+        Ok(state
+            .0
+            .range(from..=to)
+            .take(limit)
+            .map(|(k, v)| as_row(*k, v))
+            .collect())
+    }
+
+    async fn read_key(&mut self, key: &[Value]) -> std::io::Result<Option<Row>> {
+        let state = self.source.state.lock().unwrap();
+        let k = int_key(key);
+        Ok(state.0.get(&k).map(|v| as_row(k, v)))
+    }
+
+    async fn position(&mut self) -> std::io::Result<SourcePosition> {
+        let lsn = self.source.state.lock().unwrap().1;
+        Ok(SourcePosition::Postgres { lsn })
+    }
+}
+
+/// The pipeline's target table; ordered by the keys' text when `text_order`
+/// (as a sink with another collation would order text keys).
+struct TargetTable {
+    rows: Rows,
+    schema: Arc<TableSchema>,
+    text_order: bool,
+}
+
+#[async_trait]
+impl TableReader for TargetTable {
+    type Error = std::io::Error;
+
+    fn schema(&self) -> &Arc<TableSchema> {
+        &self.schema
+    }
+
+    async fn read_range(
+        &mut self,
+        after: Option<&[Value]>,
+        through: Option<&[Value]>,
+        limit: usize,
+    ) -> std::io::Result<Vec<Row>> {
+        let rows = self.rows.lock().unwrap();
+        let order = |k: i64| {
+            if self.text_order {
+                (0, k.to_string())
+            } else {
+                (k, String::new())
+            }
+        };
+        let after = after.map(|k| order(int_key(k)));
+        let through = through.map(|k| order(int_key(k)));
+        let mut keys: Vec<_> = rows
+            .keys()
+            .filter(|&&k| after.as_ref().is_none_or(|a| order(k) > *a))
+            .filter(|&&k| through.as_ref().is_none_or(|t| order(k) <= *t))
+            .copied()
+            .collect();
+        keys.sort_by_key(|&k| order(k));
+        Ok(keys
+            .into_iter()
+            .take(limit)
+            .map(|k| as_row(k, &rows[&k]))
+            .collect())
+    }
+
+    async fn read_key(&mut self, key: &[Value]) -> std::io::Result<Option<Row>> {
+        let k = int_key(key);
+        Ok(self.rows.lock().unwrap().get(&k).map(|v| as_row(k, v)))
+    }
+}
+
+/// The source with the quiet rows added, its target made equal by a
+/// backfill, then the planted differences: 1011 changed, 1021 missing, 1042
+/// and 5000 extra.
+async fn equal_then_planted(dir: &std::path::Path, seed: u64) -> Run {
+    let run = setup(dir, seed).await;
+    {
+        let mut state = run.source.state.lock().unwrap();
+        for k in QUIET.filter(|k| k % 2 == 1) {
+            state.0.insert(k, format!("quiet {k}"));
+        }
+    }
+    let chunks = ModelChunks {
+        source: run.source.clone(),
+        schema: run.schema.clone(),
+        chunk_rows: 100,
+    };
+    let mut config = BackfillConfig::new(dir.join("items.backfill"));
+    config.destination = Destination::TruncateFirst;
+    let summary = Backfill::new(chunks, config)
+        .run(&run.pipeline, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(summary.done);
+    run.pipeline
+        .pause_at(run.log.offsets().durable)
+        .await
+        .unwrap();
+    {
+        let mut target = run.target.lock().unwrap();
+        target.insert(1011, "wrong".into());
+        target.remove(&1021);
+        target.insert(1042, "not in the source".into());
+        target.insert(5000, "past the last key".into());
+    }
+    run.pipeline.resume().await.unwrap();
+    // A heartbeat at the source's position, as a real source logs when idle.
+    let lsn = run.source.state.lock().unwrap().1;
+    let beat = Heartbeat {
+        position: SourcePosition::Postgres { lsn },
+        time_micros: 0,
+    };
+    run.queue.send(vec![Record::Heartbeat(beat)]).unwrap();
+    run
+}
+
+fn verification(
+    run: &Run,
+    path: &std::path::Path,
+    text_order: bool,
+) -> Verification<SourceTable, TargetTable> {
+    let source = SourceTable {
+        source: run.source.clone(),
+        schema: run.schema.clone(),
+    };
+    let target = TargetTable {
+        rows: run.target.clone(),
+        schema: run.schema.clone(),
+        text_order,
+    };
+    let columns = ColumnMap::by_name(&run.schema, &run.schema, &BTreeMap::new()).unwrap();
+    let mut config = VerifyConfig::new(path);
+    config.chunk_rows = 37;
+    config.settle_timeout = Duration::from_secs(20);
+    Verification::new(source, target, columns, config)
+}
+
+fn keys(found: &[Row]) -> Vec<i64> {
+    let mut keys: Vec<_> = found.iter().map(|k| int_key(k)).collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// The report finds exactly the planted differences; anything unsettled is
+/// a key the writer was changing.
+fn assert_planted(report: &VerifyReport, what: &str) {
+    assert!(report.done, "{what}");
+    assert_eq!(keys(&report.missing.first), [1021], "{what}: missing");
+    assert_eq!(keys(&report.extra.first), [1042, 5000], "{what}: extra");
+    assert_eq!(
+        report.different.first,
+        [RowDifference {
+            key: vec![Value::Int(1011)],
+            columns: vec!["note".into()],
+        }],
+        "{what}: different"
+    );
+    assert_eq!(
+        (
+            report.missing.count,
+            report.extra.count,
+            report.different.count
+        ),
+        (1, 2, 1),
+        "{what}: counts"
+    );
+    let unsettled = keys(&report.unsettled.first);
+    assert!(
+        unsettled.iter().all(|k| (1..=600).contains(k)),
+        "{what}: unsettled {unsettled:?}"
+    );
+    assert!(!report.is_equal());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verification_under_concurrent_changes_reports_only_the_planted_differences() {
+    for seed in 0..6 {
+        let dir = tempfile::tempdir().unwrap();
+        let run = equal_then_planted(dir.path(), seed).await;
+        let stop = CancellationToken::new();
+        let writer = tokio::spawn(write(
+            run.source.clone(),
+            run.queue.clone(),
+            seed,
+            stop.clone(),
+        ));
+        let report = verification(&run, &dir.path().join("busy.verify"), seed % 2 == 1)
+            .run(&run.pipeline, &CancellationToken::new())
+            .await
+            .unwrap();
+        stop.cancel();
+        let changes = writer.await.unwrap();
+        assert!(changes > 20, "seed {seed}: the source changed throughout");
+        assert_planted(&report, &format!("seed {seed}, under changes"));
+        assert!(report.rows >= 400, "seed {seed}: {} rows", report.rows);
+
+        // Quiet now: a fresh run settles every key.
+        let quiet = verification(&run, &dir.path().join("quiet.verify"), false)
+            .run(&run.pipeline, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_planted(&quiet, &format!("seed {seed}, quiet"));
+        assert_eq!(quiet.unsettled.count, 0);
+        assert_eq!(quiet.rows as usize, run.source.rows().len());
+
+        // Mended, it verifies equal.
+        run.pipeline
+            .pause_at(run.log.offsets().durable)
+            .await
+            .unwrap();
+        {
+            let mut target = run.target.lock().unwrap();
+            target.insert(1011, "quiet 1011".into());
+            target.insert(1021, "quiet 1021".into());
+            target.remove(&1042);
+            target.remove(&5000);
+        }
+        run.pipeline.resume().await.unwrap();
+        let mended = verification(&run, &dir.path().join("mended.verify"), seed % 2 == 1)
+            .run(&run.pipeline, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert!(mended.is_equal(), "seed {seed}: {mended:?}");
+        let (source, target) = settle(run).await;
+        assert_eq!(source, target);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_verification_resumes_and_counts_each_difference_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = equal_then_planted(dir.path(), 7).await;
+    let path = dir.path().join("items.verify");
+    let cancel = CancellationToken::new();
+    let stop = tokio::spawn({
+        let (cancel, path) = (cancel.clone(), path.clone());
+        async move {
+            loop {
+                let saved: Option<VerifyReport> = std::fs::read(&path)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+                if saved.is_some_and(|r| r.chunks >= 5) {
+                    cancel.cancel();
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let first = verification(&run, &path, false)
+        .run(&run.pipeline, &cancel)
+        .await
+        .unwrap();
+    stop.await.unwrap();
+    assert!(!first.done);
+    assert!(first.chunks >= 5);
+    let second = verification(&run, &path, false)
+        .run(&run.pipeline, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(second.chunks > first.chunks, "the second run went on");
+    assert_planted(&second, "resumed");
+    assert_eq!(second.rows as usize, run.source.rows().len());
+    settle(run).await;
+}
