@@ -17,7 +17,7 @@ use crate::{PostgresConfig, connect_client};
 /// connection of its own, for a [`Backfill`](cdc_core::backfill::Backfill).
 ///
 /// Each chunk is one statement (a consistent read, no long transaction, no
-/// lock beyond the statement's); its position is `pg_current_wal_lsn()` read
+/// lock beyond the statement's); its position is `pg_current_wal_insert_lsn()` read
 /// after it.
 ///
 /// ```no_run

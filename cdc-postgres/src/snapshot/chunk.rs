@@ -26,9 +26,10 @@ pub struct Chunk {
     pub rows: Vec<Row>,
     /// Where the next chunk starts; `None` when the table is exhausted.
     pub next: Option<KeyCursor>,
-    /// `pg_current_wal_lsn()` read just before the chunk's query.
+    /// `pg_current_wal_insert_lsn()` read just before the chunk's query.
     pub low_lsn: u64,
-    /// `pg_current_wal_lsn()` read just after it.
+    /// `pg_current_wal_insert_lsn()` read just after it: every commit the
+    /// query saw is before it, with `synchronous_commit` on or off.
     pub high_lsn: u64,
 }
 
@@ -244,7 +245,10 @@ impl ChunkReader {
 
 async fn current_lsn(client: &Client) -> Result<u64> {
     let text: String = client
-        .query_one("SELECT pg_catalog.pg_current_wal_lsn()::text", &[])
+        // The insert position, not the write position `pg_current_wal_lsn()`:
+        // with `synchronous_commit = off` a commit is visible before its
+        // record is written, so only the insert position is past it.
+        .query_one("SELECT pg_catalog.pg_current_wal_insert_lsn()::text", &[])
         .await
         .map_err(Error::query("reading the current wal position"))?
         .get(0);
