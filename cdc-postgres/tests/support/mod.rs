@@ -1,6 +1,8 @@
 //! Helpers shared by the live tests.
 #![allow(dead_code)]
 
+pub mod accounts;
+
 use std::time::Duration;
 
 use cdc_core::event::{Record, TableName};
