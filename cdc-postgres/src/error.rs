@@ -124,6 +124,30 @@ pub enum Error {
         /// Its replica identity.
         identity: String,
     },
+    /// A key given to a read by key has another width than the table's key:
+    /// the caller paired the table with another one.
+    #[error(
+        "a key of {found} values was given for table {table}, whose key has {expected} columns"
+    )]
+    KeyWidth {
+        /// The table.
+        table: TableName,
+        /// Key columns of the table.
+        expected: usize,
+        /// Values given.
+        found: usize,
+    },
+    /// A key value of a type this reader cannot compare keys with (a date,
+    /// time, interval, JSON or array key).
+    #[error(
+        "table {table} has a key of type {type_name}, which key-range reads do not support yet;          verify tables keyed by numbers, text, UUIDs or bytes"
+    )]
+    UnsupportedKey {
+        /// The table.
+        table: TableName,
+        /// The value's kind.
+        type_name: &'static str,
+    },
     /// A declared table does not exist.
     #[error("table {table} does not exist; create it or remove it from the source's tables")]
     MissingTable {

@@ -32,7 +32,7 @@ pub use error::{Error, Result};
 pub use replication::{format_lsn, parse_lsn};
 pub use schema::{Catalog, RelationInfo};
 pub use slot::{drop_publication, drop_slot};
-pub use snapshot::{Chunk, ChunkReader, InitialSnapshot, KeyCursor, PostgresChunks};
+pub use snapshot::{Chunk, ChunkReader, InitialSnapshot, KeyCursor, PostgresChunks, PostgresTable};
 pub use source::{PostgresSource, connect_client};
 pub use value::ColumnType;
 

@@ -46,6 +46,10 @@ pub struct ChunkReader {
     key: Vec<KeyColumn>,
     first_sql: String,
     next_sql: String,
+    /// `SELECT <columns> FROM <table> AS src`, for reads with other bounds.
+    base_sql: String,
+    /// The qualified key columns, comma-separated, in key order.
+    key_list: String,
     chunk_rows: i64,
 }
 
@@ -168,6 +172,8 @@ impl ChunkReader {
             key,
             first_sql,
             next_sql,
+            base_sql: base,
+            key_list: key_list.join(", "),
             chunk_rows: i64::try_from(chunk_rows.max(1)).unwrap_or(i64::MAX),
         })
     }
@@ -214,9 +220,97 @@ impl ChunkReader {
             }
         };
         let high_lsn = current_lsn(client).await?;
+        let last_key = rows.last().map(|row| {
+            self.key
+                .iter()
+                .map(|k| row.get::<_, Option<String>>(k.index).unwrap_or_default())
+                .collect()
+        });
+        let out = self.decode(&rows)?;
+        let full = i64::try_from(out.len()).unwrap_or(i64::MAX) >= self.chunk_rows;
+        let next = if full { last_key.map(KeyCursor) } else { None };
+        Ok((out, next, high_lsn))
+    }
+
+    /// The rows whose key is after `after` and at most `through` (each the
+    /// key's text, in key order; no bound when `None`), in key order, at most
+    /// `limit`, leaving out rows `hidden` (a boolean column) marks true.
+    pub(crate) async fn read_range(
+        &self,
+        client: &Client,
+        after: Option<&[String]>,
+        through: Option<&[String]>,
+        limit: i64,
+        hidden: Option<&str>,
+    ) -> Result<Vec<Row>> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let mut filters = Vec::new();
+        for (bound, op) in [(after, ">"), (through, "<=")] {
+            if let Some(key) = bound {
+                let casts = self.key_params(params.len(), key.len())?;
+                filters.push(format!("({}) {op} ({casts})", self.key_list));
+                params.extend(key.iter().map(|k| k as &(dyn ToSql + Sync)));
+            }
+        }
+        filters.extend(hidden.map(hide));
+        params.push(&limit);
+        let sql = format!(
+            "{}{} ORDER BY {} LIMIT ${}",
+            self.base_sql,
+            where_clause(&filters),
+            self.key_list,
+            params.len()
+        );
+        let rows = client
+            .query(&sql, &params)
+            .await
+            .map_err(Error::query("reading a key range"))?;
+        self.decode(&rows)
+    }
+
+    /// The row whose key is `key` (the key's text, in key order), unless
+    /// `hidden` marks it.
+    pub(crate) async fn read_key(
+        &self,
+        client: &Client,
+        key: &[String],
+        hidden: Option<&str>,
+    ) -> Result<Option<Row>> {
+        let casts = self.key_params(0, key.len())?;
+        let mut filters = vec![format!("({}) = ({casts})", self.key_list)];
+        filters.extend(hidden.map(hide));
+        let sql = format!("{}{}", self.base_sql, where_clause(&filters));
+        let params: Vec<&(dyn ToSql + Sync)> =
+            key.iter().map(|k| k as &(dyn ToSql + Sync)).collect();
+        let rows = client
+            .query(&sql, &params)
+            .await
+            .map_err(Error::query("reading a row by key"))?;
+        Ok(self.decode(&rows)?.pop())
+    }
+
+    /// `$n::text::type` for each key column, numbered after `before` params.
+    fn key_params(&self, before: usize, given: usize) -> Result<String> {
+        if given != self.key.len() {
+            return Err(Error::KeyWidth {
+                table: self.schema.table.clone(),
+                expected: self.key.len(),
+                found: given,
+            });
+        }
+        Ok(self
+            .key
+            .iter()
+            .enumerate()
+            .map(|(n, k)| format!("${}::text::{}", before + n + 1, k.cast))
+            .collect::<Vec<_>>()
+            .join(", "))
+    }
+
+    /// Rows of text columns decoded as the stream decodes its values.
+    fn decode(&self, rows: &[tokio_postgres::Row]) -> Result<Vec<Row>> {
         let mut out = Vec::with_capacity(rows.len());
-        let mut last_key = None;
-        for row in &rows {
+        for row in rows {
             let mut values = Vec::with_capacity(self.types.len());
             for (i, column_type) in self.types.iter().enumerate() {
                 let text: Option<&str> = row.get(i);
@@ -229,21 +323,25 @@ impl ChunkReader {
                     })?,
                 });
             }
-            last_key = Some(
-                self.key
-                    .iter()
-                    .map(|k| row.get::<_, Option<String>>(k.index).unwrap_or_default())
-                    .collect(),
-            );
             out.push(values);
         }
-        let full = i64::try_from(out.len()).unwrap_or(i64::MAX) >= self.chunk_rows;
-        let next = if full { last_key.map(KeyCursor) } else { None };
-        Ok((out, next, high_lsn))
+        Ok(out)
     }
 }
 
-async fn current_lsn(client: &Client) -> Result<u64> {
+fn hide(column: &str) -> String {
+    format!("NOT coalesce(src.{}, false)", quote_ident(column))
+}
+
+fn where_clause(filters: &[String]) -> String {
+    if filters.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", filters.join(" AND "))
+    }
+}
+
+pub(super) async fn current_lsn(client: &Client) -> Result<u64> {
     let text: String = client
         // The insert position, not the write position `pg_current_wal_lsn()`:
         // with `synchronous_commit = off` a commit is visible before its
