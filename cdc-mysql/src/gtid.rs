@@ -223,15 +223,7 @@ impl fmt::Display for GtidSet {
 
 /// Formats 16 bytes as a lowercase hyphenated UUID.
 pub fn format_uuid(b: &[u8; 16]) -> String {
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    cdc_core::event::uuid_text(b)
 }
 
 /// Parses a hyphenated (or plain 32-digit) UUID.

@@ -147,17 +147,7 @@ pub(crate) fn interval_text(months: i32, days: i32, micros: i64) -> String {
     )
 }
 
-/// Canonical hyphenated UUID text.
-pub(crate) fn uuid_text(bytes: &[u8; 16]) -> String {
-    let mut s = String::with_capacity(36);
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
+pub(crate) use cdc_core::event::uuid_text;
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,7 @@ pub use decimal::{Decimal, DecimalError};
 pub use position::SourcePosition;
 pub use schema::{Column, DataType, TableName, TableSchema};
 pub use shared_str::SharedStr;
-pub use value::Value;
+pub use value::{Value, uuid_text};
 
 pub use change::{
     ArchivedBegin, ArchivedChange, ArchivedChangeKind, ArchivedCommit, ArchivedHeartbeat,

@@ -110,6 +110,18 @@ impl Value {
     }
 }
 
+/// A UUID's canonical text: lowercase hex, hyphenated 8-4-4-4-12.
+pub fn uuid_text(bytes: &[u8; 16]) -> String {
+    let mut text = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            text.push('-');
+        }
+        text.push_str(&format!("{b:02x}"));
+    }
+    text
+}
+
 impl ArchivedValue {
     /// Whether this is SQL NULL.
     pub fn is_null(&self) -> bool {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cdc_core::event::{Row, SourcePosition, TableName, TableSchema, Value};
+use cdc_core::event::{Row, SourcePosition, TableName, TableSchema, Value, uuid_text};
 use cdc_core::verify::TableReader;
 use tokio_postgres::Client;
 
@@ -130,17 +130,7 @@ fn key_text(value: &Value) -> Option<String> {
         Value::Float(f) => f.to_string(),
         Value::Double(f) => f.to_string(),
         Value::Text(s) | Value::Enum(s) => s.as_str().to_owned(),
-        Value::Uuid(u) => {
-            let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
-            format!(
-                "{}-{}-{}-{}-{}",
-                &hex[..8],
-                &hex[8..12],
-                &hex[12..16],
-                &hex[16..20],
-                &hex[20..]
-            )
-        }
+        Value::Uuid(u) => uuid_text(u),
         Value::Bytes(b) => {
             let hex: String = b.iter().map(|b| format!("{b:02x}")).collect();
             format!("\\x{hex}")
