@@ -1,6 +1,8 @@
 //! Shared helpers of the live tests.
 #![allow(dead_code)]
 
+pub mod accounts;
+
 use std::time::Duration;
 
 use cdc_core::event::{ChangeKind, Record, TableName, Value};
