@@ -121,6 +121,18 @@ pub enum Error {
         /// Why it is invalid.
         reason: String,
     },
+    /// A key given to a key-range read cannot be bound: a date, time, JSON or
+    /// array key, or a key of another width than the table's.
+    #[error(
+        "table {table}: a {what} key cannot bound a key-range read yet; verify tables keyed by \
+         numbers, text, UUIDs or bytes"
+    )]
+    UnsupportedKey {
+        /// The table.
+        table: String,
+        /// What the key held.
+        what: &'static str,
+    },
     /// A resume position is not a MySQL/MariaDB position; pass the position the
     /// change log stored for this source.
     #[error("cannot resume from {0}: not a MySQL/MariaDB binlog position")]

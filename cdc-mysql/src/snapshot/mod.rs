@@ -1,5 +1,6 @@
 //! Snapshot reads: an initial consistent snapshot with its binlog position, and
-//! a chunk reader for ad-hoc backfills that holds no long transaction.
+//! a chunk reader for ad-hoc backfills that holds no long transaction, and
+//! the table reader of a verification.
 //!
 //! Both read in primary-key order with keyset pagination (`WHERE (k1, k2) >
 //! (?, ?) ORDER BY k1, k2 LIMIT n`), so composite keys work and every chunk is
@@ -10,6 +11,7 @@ mod backfill;
 mod catalog;
 mod key;
 mod value;
+mod verify;
 
 use cdc_core::event::{Change, Record, SourcePosition, TableName, TableSchema};
 use mysql_async::Conn;
@@ -21,6 +23,7 @@ use crate::stream;
 
 pub use backfill::MySqlChunks;
 pub use catalog::table_schema;
+pub use verify::MySqlTable;
 
 /// Quotes an identifier for MySQL/MariaDB SQL.
 pub fn quote(ident: &str) -> String {
@@ -75,6 +78,48 @@ async fn read_chunk(
     }
     // Changes carry the position without the GTID state, as streamed ones do.
     let position = position.without_gtid();
+    let mut conditions = Vec::new();
+    let mut params = Vec::new();
+    if let Some(ChunkKey(key)) = after {
+        conditions.push(key_condition(schema, ">", key.len()));
+        params.extend(key.iter().cloned());
+    }
+    let rows = select_rows(conn, schema, &conditions, params, Some(limit)).await?;
+    let mut records = Vec::with_capacity(rows.len());
+    let mut last = None;
+    for (row, key) in rows {
+        records.push(Record::Change(Change::snapshot_read(
+            schema.table.clone(),
+            row,
+            position.clone(),
+            0,
+        )));
+        last = Some(ChunkKey(key));
+    }
+    let next = if records.len() == limit { last } else { None };
+    Ok(Chunk { records, next })
+}
+
+/// `(k1, k2) <op> (?, ?)` over `schema`'s key columns, for `marks` values.
+fn key_condition(schema: &TableSchema, op: &str, marks: usize) -> String {
+    let keys: Vec<String> = schema.key_columns().map(|c| quote(&c.name)).collect();
+    format!(
+        "({}) {op} ({})",
+        keys.join(", "),
+        vec!["?"; marks].join(", ")
+    )
+}
+
+/// The rows of `schema`'s table meeting every condition (SQL with `?` marks
+/// for `params`), in key order, at most `limit`, each with its key as the
+/// server sent it (the form a later bound takes).
+async fn select_rows(
+    conn: &mut Conn,
+    schema: &TableSchema,
+    conditions: &[String],
+    params: Vec<mysql_async::Value>,
+    limit: Option<usize>,
+) -> Result<Vec<(cdc_core::event::Row, Vec<mysql_async::Value>)>> {
     let select: Vec<String> = schema.columns.iter().map(value::select_expr).collect();
     let keys: Vec<String> = schema.key_columns().map(|c| quote(&c.name)).collect();
     let key_list = keys.join(", ");
@@ -84,39 +129,32 @@ async fn read_chunk(
         quote(&schema.table.schema),
         quote(&schema.table.name)
     );
-    let mut params: Vec<mysql_async::Value> = Vec::new();
-    if let Some(ChunkKey(key)) = after {
-        let marks = vec!["?"; key.len()].join(", ");
-        sql.push_str(&format!(" WHERE ({key_list}) > ({marks})"));
-        params.extend(key.iter().cloned());
+    if !conditions.is_empty() {
+        sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
     }
-    sql.push_str(&format!(" ORDER BY {key_list} LIMIT {limit}"));
+    sql.push_str(&format!(" ORDER BY {key_list}"));
+    if let Some(limit) = limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
     let rows: Vec<mysql_async::Row> = conn
         .exec(sql, mysql_async::Params::Positional(params))
         .await
-        .map_err(|e| Error::mysql(format!("reading a chunk of {}", schema.table), e))?;
+        .map_err(|e| Error::mysql(format!("reading rows of {}", schema.table), e))?;
     let n = schema.columns.len();
-    let mut records = Vec::with_capacity(rows.len());
-    let mut last = None;
-    for row in rows {
-        let mut values = row.unwrap();
-        let key = values.split_off(n.min(values.len()));
-        let after_row = schema
-            .columns
-            .iter()
-            .zip(values)
-            .map(|(c, v)| value::convert(c, v))
-            .collect();
-        records.push(Record::Change(Change::snapshot_read(
-            schema.table.clone(),
-            after_row,
-            position.clone(),
-            0,
-        )));
-        last = Some(ChunkKey(key));
-    }
-    let next = if records.len() == limit { last } else { None };
-    Ok(Chunk { records, next })
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut values = row.unwrap();
+            let key = values.split_off(n.min(values.len()));
+            let row = schema
+                .columns
+                .iter()
+                .zip(values)
+                .map(|(c, v)| value::convert(c, v))
+                .collect();
+            (row, key)
+        })
+        .collect())
 }
 
 /// How [`Snapshot::begin_with`] matches the snapshot to a binlog position, so
