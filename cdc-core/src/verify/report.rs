@@ -80,3 +80,35 @@ impl VerifyReport {
             && self.unsettled.count == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Value;
+
+    #[test]
+    fn a_report_with_keys_of_every_kind_reads_back_equal() {
+        let mut report = VerifyReport::default();
+        report
+            .missing
+            .add(vec![Value::Int(-5), Value::Text("a".into())], 10);
+        report.extra.add(vec![Value::Uuid([7; 16])], 10);
+        report.extra.add(vec![Value::Bytes(vec![0, 255])], 1);
+        report.different.add(
+            RowDifference {
+                key: vec![Value::UInt(u64::MAX)],
+                columns: vec!["note".into()],
+            },
+            10,
+        );
+        report.next = Some(vec![Value::Double(0.1 + 0.2), Value::Float(1.1)]);
+        report.pending = vec![vec![Value::Decimal(
+            crate::event::Decimal::parse("-1.50").unwrap(),
+        )]];
+        let text = serde_json::to_string(&report).unwrap();
+        let back: VerifyReport = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, report);
+        assert_eq!(back.extra.count, 2);
+        assert_eq!(back.extra.first.len(), 1);
+    }
+}
