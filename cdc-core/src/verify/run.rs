@@ -1,14 +1,14 @@
 //! Running a verification: chunks compared while the pipeline holds, the
 //! keys in flight compared again, progress saved.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tracing::info;
 
 use super::canonical::{canonical, canonical_of};
 use super::report::RowDifference;
-use super::settle::touched_keys;
+use super::settle::{Touched, touched_keys};
 use super::{ColumnMap, TableReader, VerifyConfig, VerifyError, VerifyReport};
 use crate::event::{Row, SourcePosition, TableSchema, Value};
 use crate::ingest::CancellationToken;
@@ -227,8 +227,18 @@ impl<S: TableReader, T: TableReader> Verification<S, T> {
         report: &mut VerifyReport,
     ) -> Result<(), VerifyError> {
         let mut keys = std::mem::take(&mut report.pending);
-        let mut seen = std::collections::HashSet::new();
-        keys.retain(|key| seen.insert(canonical_of(key, 0..key.len())));
+        // A key is compared once a round, and not again once reported: a sink
+        // that orders keys otherwise can show one key in several ranges.
+        let form = |key: &Row| canonical_of(key, 0..key.len());
+        let mut seen: HashSet<_> = report
+            .different
+            .first
+            .iter()
+            .map(|d| form(&d.key))
+            .chain(report.missing.first.iter().map(form))
+            .chain(report.extra.first.iter().map(form))
+            .collect();
+        keys.retain(|key| seen.insert(form(key)));
         let turn = pipeline.copy_turn.lock().await;
         let at = pipeline.pause_now().await?;
         let read = async {
@@ -266,9 +276,12 @@ impl<S: TableReader, T: TableReader> Verification<S, T> {
         let mut candidates = Vec::new();
         for row in source {
             check_width(source_schema, row, "source")?;
-            let canonical_key =
-                canonical_of(row, source_schema.primary_key.iter().map(|&k| k as usize))
-                    .unwrap_or_default();
+            let key: Vec<&Value> = source_schema
+                .primary_key
+                .iter()
+                .filter_map(|&k| row.get(k as usize))
+                .collect();
+            let canonical_key = self.key_form(&key);
             let kind = match sink_rows.remove(&canonical_key) {
                 None => Kind::Missing,
                 Some(stored) => {
@@ -295,6 +308,17 @@ impl<S: TableReader, T: TableReader> Verification<S, T> {
         Ok(candidates)
     }
 
+    /// The canonical form of source key values (in key order) as the sink
+    /// holds them: the form keys are matched in.
+    fn key_form(&self, key: &[&Value]) -> String {
+        let sink_key = &self.sink.schema().primary_key;
+        let mut out = String::new();
+        for (value, &column) in key.iter().zip(sink_key) {
+            canonical(&self.sink.stored_form(column as usize, value), &mut out);
+        }
+        out
+    }
+
     fn differing_columns(&self, source: &Row, sink: &Row) -> Vec<String> {
         let (mut a, mut b) = (String::new(), String::new());
         let mut columns = Vec::new();
@@ -307,7 +331,7 @@ impl<S: TableReader, T: TableReader> Verification<S, T> {
             }
             a.clear();
             b.clear();
-            canonical(x, &mut a);
+            canonical(&self.sink.stored_form(t, x), &mut a);
             canonical(y, &mut b);
             if a != b {
                 columns.push(self.source.schema().columns[s].name.clone());
@@ -319,7 +343,7 @@ impl<S: TableReader, T: TableReader> Verification<S, T> {
     /// Reports the candidates no logged change touched between the pause at
     /// `at` and `position`; queues the others for a recheck.
     async fn settle(
-        &self,
+        &mut self,
         pipeline: &PipelineHandle,
         at: u64,
         position: &SourcePosition,
@@ -338,9 +362,20 @@ impl<S: TableReader, T: TableReader> Verification<S, T> {
             self.config.settle_timeout,
         )
         .await?;
+        let touched: Option<HashSet<String>> = match touched {
+            Touched::All => None,
+            Touched::Keys(keys) => Some(
+                keys.iter()
+                    .map(|key| self.key_form(&key.iter().collect::<Vec<_>>()))
+                    .collect(),
+            ),
+        };
         let max = self.config.max_reported;
         for candidate in candidates {
-            if touched.contains(&candidate.canonical_key) {
+            if touched
+                .as_ref()
+                .is_none_or(|keys| keys.contains(&candidate.canonical_key))
+            {
                 report.pending.push(candidate.key);
                 continue;
             }
@@ -414,5 +449,52 @@ fn source_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> VerifyErr
 fn sink_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> VerifyError {
     VerifyError::Sink {
         source: Box::new(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+
+    use super::*;
+
+    /// A reader that may move between threads but not be shared (a
+    /// connection with a cell inside, say).
+    struct Unshared(Cell<u8>, Arc<TableSchema>);
+
+    #[async_trait]
+    impl TableReader for Unshared {
+        type Error = std::io::Error;
+        fn schema(&self) -> &Arc<TableSchema> {
+            &self.1
+        }
+        async fn read_range(
+            &mut self,
+            _: Option<&[Value]>,
+            _: Option<&[Value]>,
+            _: usize,
+        ) -> std::io::Result<Vec<Row>> {
+            self.0.set(1);
+            Ok(Vec::new())
+        }
+        async fn read_key(&mut self, _: &[Value]) -> std::io::Result<Option<Row>> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn a_run_can_be_spawned_with_readers_that_are_not_sync() {
+        fn spawnable<F: std::future::Future + Send>(_: F) {}
+        fn check(
+            v: &mut Verification<Unshared, Unshared>,
+            pipeline: &PipelineHandle,
+            cancel: &CancellationToken,
+        ) {
+            spawnable(v.run(pipeline, cancel));
+        }
+        let _ = check;
     }
 }

@@ -2,33 +2,22 @@
 //! position read after it: the keys whose difference may only be in flight.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::StreamExt;
 
 use super::VerifyError;
-use super::canonical::canonical_of;
 use crate::ChangeLog;
-use crate::event::{ChangeKind, Record, SourcePosition, TableName};
+use crate::event::{ChangeKind, Record, SourcePosition, TableName, Value};
 
 /// The keys of a table some logged change touched.
 #[derive(Debug, PartialEq)]
 pub(super) enum Touched {
-    /// These keys, in canonical form.
-    Keys(HashSet<String>),
+    /// These keys' values, in key order.
+    Keys(Vec<Vec<Value>>),
     /// Any key: a truncate, a change whose key could not be read, or a log
     /// that did not get to the position in time.
     All,
-}
-
-impl Touched {
-    pub(super) fn contains(&self, key: &str) -> bool {
-        match self {
-            Touched::Keys(keys) => keys.contains(key),
-            Touched::All => true,
-        }
-    }
 }
 
 /// The keys of `table` changed by the log's records from offset `from` up to
@@ -52,7 +41,7 @@ pub(super) async fn touched_keys(
     let end = log.offsets().durable;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut entries = log.subscribe(from);
-    let mut keys = HashSet::new();
+    let mut keys = Vec::new();
     let mut next = from;
     loop {
         // The position's record is before `from` when the pipeline had
@@ -74,10 +63,14 @@ pub(super) async fn touched_keys(
                 let Some(schema) = log.schema_at(table, entry.offset) else {
                     return Ok(Touched::All);
                 };
-                let key = schema.primary_key.iter().map(|&k| k as usize);
                 for image in [&change.before, &change.after].into_iter().flatten() {
-                    match canonical_of(image, key.clone()) {
-                        Some(k) => keys.insert(k),
+                    let key: Option<Vec<Value>> = schema
+                        .primary_key
+                        .iter()
+                        .map(|&k| image.get(k as usize).cloned())
+                        .collect();
+                    match key {
+                        Some(key) => keys.push(key),
                         None => return Ok(Touched::All),
                     };
                 }
