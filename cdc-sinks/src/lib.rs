@@ -49,4 +49,4 @@ pub use mysql::{MySqlConfig, MySqlSink};
 pub use postgres::{PostgresConfig, PostgresSink};
 pub use quote::Dialect;
 pub use secret::Secret;
-pub use sqlite::{SqliteConfig, SqliteSink, SqliteSynchronous};
+pub use sqlite::{SqliteConfig, SqliteSink, SqliteSynchronous, SqliteTable};

@@ -11,12 +11,14 @@ mod apply;
 mod config;
 mod connection;
 mod mapping;
+mod verify;
 mod write;
 
 use async_trait::async_trait;
 use cdc_core::{Sink, SinkBatch};
 
 pub use config::{SqliteConfig, SqliteSynchronous};
+pub use verify::SqliteTable;
 
 use crate::error::{Result, SinkError};
 use connection::Shared;
