@@ -14,8 +14,12 @@
 //!    confirmed only for changes already fsynced in the log);
 //! 3. runs a pipeline with its own cursor from the log into a SQLite file;
 //! 4. updates, deletes and inserts rows on the source while all of this runs;
-//! 5. pauses the pipeline at the log's end and compares target and source.
+//! 5. pauses the pipeline at the log's end and compares target and source;
+//! 6. verifies the target with the library (`cdc_core::verify`) while the source
+//!    keeps changing: chunk by chunk, changes in flight told apart from
+//!    differences by the change log.
 
+use std::collections::BTreeMap;
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,10 +27,11 @@ use std::time::{Duration, Instant};
 use cdc_core::event::TableName;
 use cdc_core::ingest::{self, CancellationToken};
 use cdc_core::pipeline::{Pipeline, PipelineConfig};
+use cdc_core::verify::{ColumnMap, TableReader, Verification, VerifyConfig};
 use cdc_core::{ChangeLog, LogConfig};
 use cdc_examples::{source_rows, target_rows};
-use cdc_postgres::{PostgresConfig, PostgresSource};
-use cdc_sinks::{SqliteConfig, SqliteSink};
+use cdc_postgres::{PostgresConfig, PostgresSource, PostgresTable, connect_client};
+use cdc_sinks::{SqliteConfig, SqliteSink, SqliteTable, TableMapping};
 use cdc_testkit::Postgres;
 
 type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
@@ -67,7 +72,7 @@ async fn main() -> Result<()> {
     );
     config.host = pg.host().to_owned();
     config.port = pg.port();
-    let mut source = PostgresSource::new(config);
+    let mut source = PostgresSource::new(config.clone());
 
     // 1. Backfill from the slot's exported snapshot: snapshot + stream is exact.
     let mut snapshot = source.begin_initial_snapshot(10_000).await?;
@@ -124,6 +129,43 @@ async fn main() -> Result<()> {
     println!("paused at log offset {at}; target equals source: {verified} ({rows} rows)");
 
     pipeline.resume().await?;
+
+    // 6. Verify while the source keeps changing.
+    let stop_writes = CancellationToken::new();
+    let writer = tokio::spawn(keep_writing(
+        connect_client(&config).await?,
+        stop_writes.clone(),
+    ));
+    let verify_started = Instant::now();
+    let accounts = TableName::new("public", "accounts");
+    let source_table = PostgresTable::connect(&config, &accounts).await?;
+    let sink_table =
+        SqliteTable::open(&target, source_table.schema(), &TableMapping::default()).await?;
+    let columns = ColumnMap::by_name(source_table.schema(), sink_table.schema(), &BTreeMap::new())?;
+    let report = Verification::new(
+        source_table,
+        sink_table,
+        columns,
+        VerifyConfig::new(work.join("accounts.verify")),
+    )
+    .run(&pipeline, &CancellationToken::new())
+    .await?;
+    stop_writes.cancel();
+    let writes = writer.await??;
+    println!(
+        "verified {} rows in {} chunks in {:.1?} during {writes} writes: equal {} \
+         ({} missing, {} extra, {} different, {} still changing)",
+        report.rows,
+        report.chunks,
+        verify_started.elapsed(),
+        report.is_equal(),
+        report.missing.count,
+        report.extra.count,
+        report.different.count,
+        report.unsettled.count
+    );
+    let verified = verified && report.is_equal();
+
     let summary = pipeline.shutdown().await?;
     shutdown.cancel();
     let (mut source, ingested) = ingest.await?;
@@ -141,6 +183,21 @@ async fn main() -> Result<()> {
     }
     println!("target database: {}", display(&target, temp.path()));
     Ok(())
+}
+
+/// Moves balances between accounts until `until` fires; returns how many.
+async fn keep_writing(client: tokio_postgres::Client, until: CancellationToken) -> Result<u32> {
+    let mut n: u32 = 0;
+    while !until.is_cancelled() {
+        n += 1;
+        let id = i64::from(n * 7919 % INITIAL_ROWS + 1);
+        client
+            .batch_execute(&format!(
+                "UPDATE public.accounts SET balance = balance + 1 WHERE id = {id}"
+            ))
+            .await?;
+    }
+    Ok(n)
 }
 
 fn display(path: &Path, temp: &Path) -> String {
