@@ -174,10 +174,12 @@ async fn equal_then_planted(dir: &std::path::Path, seed: u64) -> Run {
     run
 }
 
+/// A verification of `run`'s target; `hold` is its `max_hold`.
 fn verification(
     run: &Run,
     path: &std::path::Path,
     text_order: bool,
+    hold: Duration,
 ) -> Verification<SourceTable, TargetTable> {
     let source = SourceTable {
         source: run.source.clone(),
@@ -192,6 +194,7 @@ fn verification(
     let mut config = VerifyConfig::new(path);
     config.chunk_rows = 37;
     config.settle_timeout = Duration::from_secs(20);
+    config.max_hold = hold;
     Verification::new(source, target, columns, config)
 }
 
@@ -237,6 +240,8 @@ async fn a_verification_under_concurrent_changes_reports_only_the_planted_differ
     for seed in 0..6 {
         let dir = tempfile::tempdir().unwrap();
         let run = equal_then_planted(dir.path(), seed).await;
+        // One chunk a hold, or holds of several chunks.
+        let hold = Duration::from_millis(if seed < 3 { 0 } else { 4 });
         let stop = CancellationToken::new();
         let writer = tokio::spawn(write(
             run.source.clone(),
@@ -244,7 +249,7 @@ async fn a_verification_under_concurrent_changes_reports_only_the_planted_differ
             seed,
             stop.clone(),
         ));
-        let report = verification(&run, &dir.path().join("busy.verify"), seed % 2 == 1)
+        let report = verification(&run, &dir.path().join("busy.verify"), seed % 2 == 1, hold)
             .run(&run.pipeline, &CancellationToken::new())
             .await
             .unwrap();
@@ -255,7 +260,7 @@ async fn a_verification_under_concurrent_changes_reports_only_the_planted_differ
         assert!(report.rows >= 400, "seed {seed}: {} rows", report.rows);
 
         // Quiet now: a fresh run settles every key.
-        let quiet = verification(&run, &dir.path().join("quiet.verify"), false)
+        let quiet = verification(&run, &dir.path().join("quiet.verify"), false, hold)
             .run(&run.pipeline, &CancellationToken::new())
             .await
             .unwrap();
@@ -276,7 +281,7 @@ async fn a_verification_under_concurrent_changes_reports_only_the_planted_differ
             target.remove(&5000);
         }
         run.pipeline.resume().await.unwrap();
-        let mended = verification(&run, &dir.path().join("mended.verify"), seed % 2 == 1)
+        let mended = verification(&run, &dir.path().join("mended.verify"), seed % 2 == 1, hold)
             .run(&run.pipeline, &CancellationToken::new())
             .await
             .unwrap();
@@ -307,14 +312,15 @@ async fn a_cancelled_verification_resumes_and_counts_each_difference_once() {
             }
         }
     });
-    let first = verification(&run, &path, false)
+    // One chunk a hold, so the cancel lands between chunks.
+    let first = verification(&run, &path, false, Duration::ZERO)
         .run(&run.pipeline, &cancel)
         .await
         .unwrap();
     stop.await.unwrap();
     assert!(!first.done);
     assert!(first.chunks >= 5);
-    let second = verification(&run, &path, false)
+    let second = verification(&run, &path, false, Duration::from_millis(250))
         .run(&run.pipeline, &CancellationToken::new())
         .await
         .unwrap();

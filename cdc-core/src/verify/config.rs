@@ -11,8 +11,13 @@ pub struct VerifyConfig {
     /// Where the progress (and what was found so far) is kept; a run resumes
     /// from it.
     pub progress_path: PathBuf,
-    /// Source rows compared per hold of the pipeline. Default 5 000.
+    /// Source rows per chunk. Default 5 000.
     pub chunk_rows: usize,
+    /// How long the pipeline may be held for one run of chunks: within it
+    /// the sink's rows of a chunk are read while the source's next chunk is.
+    /// Longer means a faster comparison and a pipeline further behind
+    /// meanwhile. Default 250 ms; zero holds it for one chunk at a time.
+    pub max_hold: Duration,
     /// Rounds in which keys changed while they were compared are compared
     /// again, by key. Default 5.
     pub rechecks: u32,
@@ -32,6 +37,7 @@ impl VerifyConfig {
         Self {
             progress_path: progress_path.as_ref().to_path_buf(),
             chunk_rows: 5_000,
+            max_hold: Duration::from_millis(250),
             rechecks: 5,
             settle_timeout: Duration::from_secs(30),
             max_reported: 1_000,

@@ -24,6 +24,11 @@
 //! [`VerifyConfig::rechecks`] rounds; a key still changing after the last one
 //! is reported as unsettled, never as equal.
 //!
+//! One hold of the pipeline may take several chunks, up to
+//! [`VerifyConfig::max_hold`]: the sink's rows of a chunk are read while the
+//! source's next chunk is, and `P` is read after the hold's last source read,
+//! so the argument above holds for each of them.
+//!
 //! Nothing is written to the source, no lock is taken and no transaction
 //! spans more than one chunk's read. The comparison is resumable: its
 //! progress (the next key range and what was found) is saved after every

@@ -2,7 +2,7 @@
 //! keys in flight compared again, progress saved.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::info;
 
@@ -65,12 +65,18 @@ enum Kind {
     Different(Vec<String>),
 }
 
-/// What one hold of the pipeline read.
-struct Read {
+/// One chunk's rows on both sides.
+struct ChunkRead {
     source: Vec<Row>,
     sink: Vec<Row>,
-    position: SourcePosition,
+    /// The chunk's last key; `None` for the last chunk.
     through: Option<Row>,
+}
+
+/// What one hold of the pipeline read: chunks, then a source position.
+struct Held {
+    chunks: Vec<ChunkRead>,
+    position: SourcePosition,
 }
 
 impl<S: TableReader, T: TableReader> Verification<S, T> {
@@ -106,7 +112,7 @@ impl<S: TableReader, T: TableReader> Verification<S, T> {
         }
         let mut report: VerifyReport = self.file.load().map_err(|e| self.file_error(e))?;
         while !report.scanned && !cancel.is_cancelled() {
-            self.compare_chunk(pipeline, &mut report).await?;
+            self.compare_chunks(pipeline, &mut report).await?;
             self.save(&report)?;
         }
         if report.scanned && !report.done && report.rechecks == 0 {
@@ -142,38 +148,45 @@ impl<S: TableReader, T: TableReader> Verification<S, T> {
         Ok(report)
     }
 
-    /// Compares the next chunk.
-    async fn compare_chunk(
+    /// Compares the next chunks, as many as one hold of the pipeline takes.
+    async fn compare_chunks(
         &mut self,
         pipeline: &PipelineHandle,
         report: &mut VerifyReport,
     ) -> Result<(), VerifyError> {
         let turn = pipeline.copy_turn.lock().await;
         let at = pipeline.pause_now().await?;
-        let read = self.read_chunk(pipeline, at, report.next.as_deref()).await;
+        let held = self.read_held(pipeline, at, report.next.clone()).await;
         // Resume whatever happened: the pipeline is not the verification's to hold.
         let resumed = pipeline.resume().await;
         drop(turn);
-        let read = read?;
+        let held = held?;
         resumed?;
-        let candidates = self.compare(&read.source, &read.sink)?;
-        report.rows += read.source.len() as u64;
-        report.chunks += 1;
-        self.settle(pipeline, at, &read.position, candidates, report)
+        let mut candidates = Vec::new();
+        for chunk in &held.chunks {
+            candidates.extend(self.compare(&chunk.source, &chunk.sink)?);
+            report.rows += chunk.source.len() as u64;
+            report.chunks += 1;
+        }
+        self.settle(pipeline, at, &held.position, candidates, report)
             .await?;
-        report.scanned = read.through.is_none();
-        report.next = read.through;
+        let through = held.chunks.last().and_then(|c| c.through.clone());
+        report.scanned = through.is_none();
+        report.next = through;
         Ok(())
     }
 
-    /// Reads a chunk from the source, the position after it, and the sink's
-    /// rows of the same key range.
-    async fn read_chunk(
+    /// Reads chunks while the pipeline holds at `at`, until the hold has
+    /// lasted [`max_hold`](VerifyConfig::max_hold): each chunk from the
+    /// source, then the sink's rows of its key range while the source's next
+    /// chunk is read; then the source position after every read.
+    async fn read_held(
         &mut self,
         pipeline: &PipelineHandle,
         at: u64,
-        after: Option<&[Value]>,
-    ) -> Result<Read, VerifyError> {
+        mut after: Option<Row>,
+    ) -> Result<Held, VerifyError> {
+        let held_since = Instant::now();
         let schema = self.source.schema().clone();
         if let Some(logged) = pipeline.log.schema_at(&schema.table, at) {
             let names =
@@ -185,39 +198,38 @@ impl<S: TableReader, T: TableReader> Verification<S, T> {
             }
         }
         let limit = self.config.chunk_rows.max(1);
-        let source = self
-            .source
-            .read_range(after, None, limit)
-            .await
-            .map_err(source_error)?;
-        let position = self.source.position().await.map_err(source_error)?;
-        let through = match source.last() {
-            Some(last) if source.len() >= limit => Some(key_of(&schema, last, "source")?),
-            _ => None,
-        };
-        let mut sink = Vec::new();
-        let mut page_after = after.map(<[_]>::to_vec);
+        let Self { source, sink, .. } = self;
+        let mut rows = read_source(source, after.as_deref(), limit).await?;
+        let mut chunks = Vec::new();
         loop {
-            let page = self
-                .sink
-                .read_range(page_after.as_deref(), through.as_deref(), limit)
-                .await
-                .map_err(sink_error)?;
-            let full = page.len() >= limit;
-            if let Some(last) = page.last().filter(|_| full) {
-                page_after = Some(key_of(self.sink.schema(), last, "sink")?);
-            }
-            sink.extend(page);
-            if !full {
-                break;
+            let through = match rows.last() {
+                Some(last) if rows.len() >= limit => Some(key_of(&schema, last, "source")?),
+                _ => None,
+            };
+            let go_on = through.is_some() && held_since.elapsed() < self.config.max_hold;
+            let sink_range = read_sink(sink, after.as_deref(), through.as_deref(), limit);
+            let (sink_rows, next) = if go_on {
+                let (sink_rows, next) =
+                    tokio::join!(sink_range, read_source(source, through.as_deref(), limit));
+                (sink_rows?, Some(next?))
+            } else {
+                (sink_range.await?, None)
+            };
+            chunks.push(ChunkRead {
+                source: rows,
+                sink: sink_rows,
+                through: through.clone(),
+            });
+            match next {
+                Some(next) => {
+                    rows = next;
+                    after = through;
+                }
+                None => break,
             }
         }
-        Ok(Read {
-            source,
-            sink,
-            position,
-            through,
-        })
+        let position = source.position().await.map_err(source_error)?;
+        Ok(Held { chunks, position })
     }
 
     /// Compares the pending keys again, each read by key on both sides.
@@ -438,6 +450,43 @@ fn key_of(schema: &TableSchema, row: &Row, side: &'static str) -> Result<Row, Ve
         .iter()
         .map(|&k| row.get(k as usize).cloned().unwrap_or(Value::Null))
         .collect())
+}
+
+/// A source chunk: the rows after `after`, up to `limit`.
+async fn read_source<S: TableReader>(
+    source: &mut S,
+    after: Option<&[Value]>,
+    limit: usize,
+) -> Result<Vec<Row>, VerifyError> {
+    source
+        .read_range(after, None, limit)
+        .await
+        .map_err(source_error)
+}
+
+/// Every sink row in `(after, through]`, read in pages of `limit`.
+async fn read_sink<T: TableReader>(
+    sink: &mut T,
+    after: Option<&[Value]>,
+    through: Option<&[Value]>,
+    limit: usize,
+) -> Result<Vec<Row>, VerifyError> {
+    let mut rows = Vec::new();
+    let mut page_after = after.map(<[_]>::to_vec);
+    loop {
+        let page = sink
+            .read_range(page_after.as_deref(), through, limit)
+            .await
+            .map_err(sink_error)?;
+        let full = page.len() >= limit;
+        if let Some(last) = page.last().filter(|_| full) {
+            page_after = Some(key_of(sink.schema(), last, "sink")?);
+        }
+        rows.extend(page);
+        if !full {
+            return Ok(rows);
+        }
+    }
 }
 
 fn source_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> VerifyError {
