@@ -101,8 +101,46 @@ fn hex(tag: char, bytes: &[u8], out: &mut String) {
 /// parse is compared as it is.
 fn json(s: &str, out: &mut String) {
     match serde_json::from_str::<serde_json::Value>(s) {
-        Ok(parsed) => text('j', &parsed.to_string(), out),
+        Ok(parsed) => {
+            let mut sorted = String::with_capacity(s.len());
+            sorted_json(&parsed, &mut sorted);
+            text('j', &sorted, out)
+        }
         Err(_) => text('j', s, out),
+    }
+}
+
+/// Compact JSON with object keys in sorted order, whatever order the map
+/// keeps: serde_json preserves insertion order when any crate in the build
+/// enables its `preserve_order` feature.
+fn sorted_json(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value as Json;
+    match value {
+        Json::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Json::String(key.clone()).to_string());
+                out.push(':');
+                sorted_json(item, out);
+            }
+            out.push('}');
+        }
+        Json::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                sorted_json(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
     }
 }
 
@@ -165,6 +203,9 @@ mod tests {
             form(&a),
             form(&Value::Json(r#"{"a":[true,null],"b":2}"#.into()))
         );
+        let nested = Value::Json(r#"[{"z": {"y": 1, "x": "\"q\""}, "a": 0}]"#.into());
+        let reordered = Value::Json(r#"[{"a":0,"z":{"x":"\"q\"","y":1}}]"#.into());
+        assert_eq!(form(&nested), form(&reordered));
     }
 
     #[test]
