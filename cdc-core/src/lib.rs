@@ -2,8 +2,9 @@
 //!
 //! The foundation of the CDC SDK: the [event model](event), the segmented
 //! append-only change log, durable cursors, the [`Source`] and [`Sink`] contracts,
-//! the pipeline runtime, [backfills](backfill) concurrent with streaming and
-//! [verification](verify) of a sink against its source.
+//! the pipeline runtime, [backfills](backfill) concurrent with streaming,
+//! [verification](verify) of a sink against its source, and the
+//! [online migration](migration) that puts them together.
 //!
 //! A source reader appends each source transaction to the change log once; any
 //! number of pipelines consume it, each with its own durable cursor, and a
@@ -16,6 +17,7 @@ pub mod error;
 pub mod event;
 pub mod ingest;
 pub mod log;
+pub mod migration;
 pub mod pipeline;
 mod progress_file;
 #[cfg(feature = "internals")]

@@ -6,128 +6,17 @@ mod model_table;
 mod pipeline_support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use cdc_core::backfill::{Backfill, BackfillConfig, Destination};
-use cdc_core::event::{Heartbeat, Record, Row, SourcePosition, TableSchema, Value};
+use cdc_core::event::{Row, Value};
 use cdc_core::ingest::CancellationToken;
-use cdc_core::verify::{
-    ColumnMap, RowDifference, TableReader, Verification, VerifyConfig, VerifyReport,
-};
+use cdc_core::verify::{ColumnMap, RowDifference, Verification, VerifyConfig, VerifyReport};
 use model_table::*;
 
 /// Keys the writer never touches (it writes keys 1 to 600), where the
 /// differences are planted: the source holds the odd ones.
 const QUIET: std::ops::RangeInclusive<i64> = 1001..=1100;
-
-fn int_key(key: &[Value]) -> i64 {
-    match key {
-        [Value::Int(k)] => *k,
-        other => panic!("not an Int key: {other:?}"),
-    }
-}
-
-fn as_row(k: i64, v: &str) -> Row {
-    vec![Value::Int(k), Value::Text(v.into())]
-}
-
-/// The source table, read as a query would: after a while, at its end.
-struct SourceTable {
-    source: ModelSource,
-    schema: Arc<TableSchema>,
-}
-
-#[async_trait]
-impl TableReader for SourceTable {
-    type Error = std::io::Error;
-
-    fn schema(&self) -> &Arc<TableSchema> {
-        &self.schema
-    }
-
-    async fn read_range(
-        &mut self,
-        after: Option<&[Value]>,
-        through: Option<&[Value]>,
-        limit: usize,
-    ) -> std::io::Result<Vec<Row>> {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        let state = self.source.state.lock().unwrap();
-        let from = after.map_or(i64::MIN, |k| int_key(k) + 1);
-        let to = through.map_or(i64::MAX, int_key);
-        Ok(state
-            .0
-            .range(from..=to)
-            .take(limit)
-            .map(|(k, v)| as_row(*k, v))
-            .collect())
-    }
-
-    async fn read_key(&mut self, key: &[Value]) -> std::io::Result<Option<Row>> {
-        let state = self.source.state.lock().unwrap();
-        let k = int_key(key);
-        Ok(state.0.get(&k).map(|v| as_row(k, v)))
-    }
-
-    async fn position(&mut self) -> std::io::Result<SourcePosition> {
-        let lsn = self.source.state.lock().unwrap().1;
-        Ok(SourcePosition::Postgres { lsn })
-    }
-}
-
-/// The pipeline's target table; ordered by the keys' text when `text_order`
-/// (as a sink with another collation would order text keys).
-struct TargetTable {
-    rows: Rows,
-    schema: Arc<TableSchema>,
-    text_order: bool,
-}
-
-#[async_trait]
-impl TableReader for TargetTable {
-    type Error = std::io::Error;
-
-    fn schema(&self) -> &Arc<TableSchema> {
-        &self.schema
-    }
-
-    async fn read_range(
-        &mut self,
-        after: Option<&[Value]>,
-        through: Option<&[Value]>,
-        limit: usize,
-    ) -> std::io::Result<Vec<Row>> {
-        let rows = self.rows.lock().unwrap();
-        let order = |k: i64| {
-            if self.text_order {
-                (0, k.to_string())
-            } else {
-                (k, String::new())
-            }
-        };
-        let after = after.map(|k| order(int_key(k)));
-        let through = through.map(|k| order(int_key(k)));
-        let mut keys: Vec<_> = rows
-            .keys()
-            .filter(|&&k| after.as_ref().is_none_or(|a| order(k) > *a))
-            .filter(|&&k| through.as_ref().is_none_or(|t| order(k) <= *t))
-            .copied()
-            .collect();
-        keys.sort_by_key(|&k| order(k));
-        Ok(keys
-            .into_iter()
-            .take(limit)
-            .map(|k| as_row(k, &rows[&k]))
-            .collect())
-    }
-
-    async fn read_key(&mut self, key: &[Value]) -> std::io::Result<Option<Row>> {
-        let k = int_key(key);
-        Ok(self.rows.lock().unwrap().get(&k).map(|v| as_row(k, v)))
-    }
-}
 
 /// The source with the quiet rows added, its target made equal by a
 /// backfill, then the planted differences: 1011 changed, 1021 missing, 1042
@@ -164,13 +53,7 @@ async fn equal_then_planted(dir: &std::path::Path, seed: u64) -> Run {
         target.insert(5000, "past the last key".into());
     }
     run.pipeline.resume().await.unwrap();
-    // A heartbeat at the source's position, as a real source logs when idle.
-    let lsn = run.source.state.lock().unwrap().1;
-    let beat = Heartbeat {
-        position: SourcePosition::Postgres { lsn },
-        time_micros: 0,
-    };
-    run.queue.send(vec![Record::Heartbeat(beat)]).unwrap();
+    heartbeat(&run);
     run
 }
 

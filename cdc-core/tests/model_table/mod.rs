@@ -10,10 +10,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cdc_core::backfill::{ChunkSource, CopiedChunk};
 use cdc_core::event::{
-    Begin, Change, ChangeKind, Commit, Record, SourcePosition, TableSchema, Value,
+    Begin, Change, ChangeKind, Commit, Record, Row, SourcePosition, TableSchema, Value,
 };
 use cdc_core::ingest::CancellationToken;
 use cdc_core::pipeline::{Pipeline, PipelineHandle};
+use cdc_core::verify::TableReader;
 use cdc_core::{ChangeLog, LogConfig, Sink, SinkBatch, SinkEvent};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -138,6 +139,7 @@ pub async fn write(
             let (rows, lsn) = &mut *state;
             *lsn += 1;
             let position = SourcePosition::Postgres { lsn: *lsn };
+            let now = now_micros();
             let key = rng.random_range(1..=600);
             let value = format!("v{op}");
             let (kind, before, after) = match rows.get(&key).cloned() {
@@ -161,17 +163,17 @@ pub async fn write(
                 after,
                 position: position.clone(),
                 txid: None,
-                commit_time_micros: 0,
+                commit_time_micros: now,
             };
             let begin = Begin {
                 txid: None,
                 position: position.clone(),
-                commit_time_micros: 0,
+                commit_time_micros: now,
             };
             let commit = Commit {
                 txid: None,
                 position,
-                commit_time_micros: 0,
+                commit_time_micros: now,
             };
             let _ = queue.send(vec![
                 Record::Begin(begin),
@@ -260,4 +262,130 @@ pub async fn settle(run: Run) -> (BTreeMap<i64, String>, BTreeMap<i64, String>) 
     let target = run.target.lock().unwrap().clone();
     run.pipeline.shutdown().await.unwrap();
     (run.source.rows(), target)
+}
+
+pub fn int_key(key: &[Value]) -> i64 {
+    match key {
+        [Value::Int(k)] => *k,
+        other => panic!("not an Int key: {other:?}"),
+    }
+}
+
+pub fn as_row(k: i64, v: &str) -> Row {
+    vec![Value::Int(k), Value::Text(v.into())]
+}
+
+/// The source table, read as a query would: after a while, at its end.
+pub struct SourceTable {
+    pub source: ModelSource,
+    pub schema: Arc<TableSchema>,
+}
+
+#[async_trait]
+impl TableReader for SourceTable {
+    type Error = std::io::Error;
+
+    fn schema(&self) -> &Arc<TableSchema> {
+        &self.schema
+    }
+
+    async fn read_range(
+        &mut self,
+        after: Option<&[Value]>,
+        through: Option<&[Value]>,
+        limit: usize,
+    ) -> std::io::Result<Vec<Row>> {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let state = self.source.state.lock().unwrap();
+        let from = after.map_or(i64::MIN, |k| int_key(k) + 1);
+        let to = through.map_or(i64::MAX, int_key);
+        Ok(state
+            .0
+            .range(from..=to)
+            .take(limit)
+            .map(|(k, v)| as_row(*k, v))
+            .collect())
+    }
+
+    async fn read_key(&mut self, key: &[Value]) -> std::io::Result<Option<Row>> {
+        let state = self.source.state.lock().unwrap();
+        let k = int_key(key);
+        Ok(state.0.get(&k).map(|v| as_row(k, v)))
+    }
+
+    async fn position(&mut self) -> std::io::Result<SourcePosition> {
+        let lsn = self.source.state.lock().unwrap().1;
+        Ok(SourcePosition::Postgres { lsn })
+    }
+}
+
+/// The pipeline's target table; ordered by the keys' text when `text_order`
+/// (as a sink with another collation would order text keys).
+pub struct TargetTable {
+    pub rows: Rows,
+    pub schema: Arc<TableSchema>,
+    pub text_order: bool,
+}
+
+#[async_trait]
+impl TableReader for TargetTable {
+    type Error = std::io::Error;
+
+    fn schema(&self) -> &Arc<TableSchema> {
+        &self.schema
+    }
+
+    async fn read_range(
+        &mut self,
+        after: Option<&[Value]>,
+        through: Option<&[Value]>,
+        limit: usize,
+    ) -> std::io::Result<Vec<Row>> {
+        let rows = self.rows.lock().unwrap();
+        let order = |k: i64| {
+            if self.text_order {
+                (0, k.to_string())
+            } else {
+                (k, String::new())
+            }
+        };
+        let after = after.map(|k| order(int_key(k)));
+        let through = through.map(|k| order(int_key(k)));
+        let mut keys: Vec<_> = rows
+            .keys()
+            .filter(|&&k| after.as_ref().is_none_or(|a| order(k) > *a))
+            .filter(|&&k| through.as_ref().is_none_or(|t| order(k) <= *t))
+            .copied()
+            .collect();
+        keys.sort_by_key(|&k| order(k));
+        Ok(keys
+            .into_iter()
+            .take(limit)
+            .map(|k| as_row(k, &rows[&k]))
+            .collect())
+    }
+
+    async fn read_key(&mut self, key: &[Value]) -> std::io::Result<Option<Row>> {
+        let k = int_key(key);
+        Ok(self.rows.lock().unwrap().get(&k).map(|v| as_row(k, v)))
+    }
+}
+
+/// Logs a heartbeat at the source's position, as a real source does when idle.
+pub fn heartbeat(run: &Run) {
+    let lsn = run.source.state.lock().unwrap().1;
+    let beat = cdc_core::event::Heartbeat {
+        position: SourcePosition::Postgres { lsn },
+        time_micros: now_micros(),
+    };
+    run.queue.send(vec![Record::Heartbeat(beat)]).unwrap();
+}
+
+/// The wall clock in microseconds since the Unix epoch, as sources stamp
+/// commits (the pipeline's lag is measured from it).
+pub fn now_micros() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since_epoch.as_micros()).unwrap()
 }
