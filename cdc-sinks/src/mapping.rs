@@ -138,6 +138,15 @@ impl TableMapping {
             .find(|r| r.schema == table.schema && r.table == table.name)
     }
 
+    /// The column renames of `table`, source name to target name, as
+    /// [`ColumnMap::by_name`](cdc_core::verify::ColumnMap::by_name) takes them
+    /// to pair a source table with this mapping's target for verification.
+    pub fn column_renames(&self, table: &TableName) -> BTreeMap<String, String> {
+        self.rule(table)
+            .map(|r| r.rename_columns.clone())
+            .unwrap_or_default()
+    }
+
     /// The write mode of `table`.
     pub fn write_mode_of(&self, table: &TableName) -> WriteMode {
         self.rule(table)
@@ -295,6 +304,9 @@ mod tests {
         assert_eq!(t.columns[1].source_index, 2);
         assert_eq!(t.columns[1].type_override.as_deref(), Some("TEXT"));
         assert_eq!(t.key, [0]);
+        let renames = m.column_renames(&TableName::new("app", "users"));
+        assert_eq!(renames.get("name").map(String::as_str), Some("full name"));
+        assert!(m.column_renames(&TableName::new("app", "orders")).is_empty());
     }
 
     #[test]
