@@ -18,12 +18,23 @@ pub fn source_rows(pg: &Postgres) -> Result<Vec<String>, Error> {
 /// A SQLite target's `accounts` in the same form; empty before a pipeline
 /// created the table.
 pub fn target_rows(path: &Path) -> Result<Vec<String>, Error> {
+    sqlite_rows(path, "owner")
+}
+
+/// The same, from a target whose mapping renamed `owner` to `holder`.
+pub fn renamed_target_rows(path: &Path) -> Result<Vec<String>, Error> {
+    sqlite_rows(path, "holder")
+}
+
+fn sqlite_rows(path: &Path, owner_column: &str) -> Result<Vec<String>, Error> {
     let db = rusqlite::Connection::open(path)?;
-    let mut statement =
-        match db.prepare("SELECT id, owner, CAST(balance AS TEXT) FROM \"accounts\" ORDER BY id") {
-            Ok(statement) => statement,
-            Err(_) => return Ok(Vec::new()),
-        };
+    let query = format!(
+        "SELECT id, \"{owner_column}\", CAST(balance AS TEXT) FROM \"accounts\" ORDER BY id"
+    );
+    let mut statement = match db.prepare(&query) {
+        Ok(statement) => statement,
+        Err(_) => return Ok(Vec::new()),
+    };
     let rows = statement.query_map([], |row| {
         Ok(format!(
             "{}|{}|{}",

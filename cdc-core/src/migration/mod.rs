@@ -30,6 +30,26 @@
 //! its last chunk, a verification after its last chunk, and a cut-over
 //! interrupted before its stage was saved is asked for again, so the
 //! callback must be idempotent.
+//!
+//! ```no_run
+//! # async fn demo<P: cdc_core::migration::MigrationPlan>(
+//! #     plan: P,
+//! #     new_pipeline: &cdc_core::pipeline::PipelineHandle,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! use cdc_core::ingest::CancellationToken;
+//! use cdc_core::migration::{Migration, MigrationConfig, MigrationStage};
+//!
+//! // `new_pipeline` runs with its own cursor "orders-v2", started at the
+//! // log's end; "orders-v1" is the pipeline it replaces.
+//! let config = MigrationConfig::new("migrations/orders", "orders-v2", Some("orders-v1".into()));
+//! let mut migration = Migration::new(plan, config);
+//! let status = migration.run(new_pipeline, &CancellationToken::new()).await?;
+//! assert_eq!(status.stage, MigrationStage::Completed);
+//! # Ok(()) }
+//! ```
+//!
+//! The quickstart (`examples/examples/quickstart/`) holds a complete plan: a
+//! PostgreSQL table into a SQLite database whose mapping renames a column.
 
 mod run;
 mod state;

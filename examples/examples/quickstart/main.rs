@@ -1,5 +1,6 @@
 //! Quickstart: copy a live PostgreSQL table into SQLite through the embedded
-//! change log, while the table keeps changing, then check the copy row by row.
+//! change log while the table keeps changing, then migrate the copy online to
+//! a new target and check it row by row.
 //!
 //! ```sh
 //! cargo run --release -p cdc-examples --example quickstart [WORK_DIR]
@@ -15,9 +16,13 @@
 //! 3. runs a pipeline with its own cursor from the log into a SQLite file;
 //! 4. updates, deletes and inserts rows on the source while all of this runs;
 //! 5. pauses the pipeline at the log's end and compares target and source;
-//! 6. verifies the target with the library (`cdc_core::verify`) while the source
-//!    keeps changing: chunk by chunk, changes in flight told apart from
-//!    differences by the change log.
+//! 6. migrates online (`cdc_core::migration`) to a new pipeline into a second
+//!    SQLite database, whose mapping renames a column, while the source keeps
+//!    changing: the new pipeline starts at the log's end, backfills the table in
+//!    key chunks, catches up, is verified against the source (changes in flight
+//!    told apart from differences by the change log), and replaces the old
+//!    pipeline, whose cursor is removed; the source is read once throughout;
+//! 7. pauses the new pipeline at the log's end and compares it with the source.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -26,13 +31,17 @@ use std::time::{Duration, Instant};
 
 use cdc_core::event::TableName;
 use cdc_core::ingest::{self, CancellationToken};
-use cdc_core::pipeline::{Pipeline, PipelineConfig};
-use cdc_core::verify::{ColumnMap, TableReader, Verification, VerifyConfig};
+use cdc_core::migration::{Migration, MigrationConfig, MigrationStage};
+use cdc_core::pipeline::{Pipeline, PipelineConfig, PipelineHandle, StartFrom};
 use cdc_core::{ChangeLog, LogConfig};
-use cdc_examples::{source_rows, target_rows};
-use cdc_postgres::{PostgresConfig, PostgresSource, PostgresTable, connect_client};
-use cdc_sinks::{SqliteConfig, SqliteSink, SqliteTable, TableMapping};
+use cdc_examples::{renamed_target_rows, source_rows, target_rows};
+use cdc_postgres::{PostgresConfig, PostgresSource, connect_client};
+use cdc_sinks::{SqliteConfig, SqliteSink, TableMapping, TableRule};
 use cdc_testkit::Postgres;
+
+mod plan;
+
+use plan::AccountsMove;
 
 type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -62,13 +71,13 @@ async fn main() -> Result<()> {
     ))?;
 
     let log = ChangeLog::open(work.join("log"), LogConfig::default())?;
-    let table = TableName::new("public", "accounts");
+    let accounts = TableName::new("public", "accounts");
     let mut config = PostgresConfig::new(
         "postgres",
         "postgres",
         "quickstart",
         "quickstart",
-        vec![table],
+        vec![accounts.clone()],
     );
     config.host = pg.host().to_owned();
     config.port = pg.port();
@@ -113,76 +122,140 @@ async fn main() -> Result<()> {
 
     // 5. Wait until the target matches the source, pause exactly at the log's
     //    end, and compare once more while paused.
-    let deadline = Instant::now() + CATCH_UP_LIMIT;
-    let rows = loop {
-        let expected = source_rows(&pg)?;
-        if pipeline.lag().events_behind == 0 && target_rows(&target)? == expected {
-            break expected.len();
-        }
-        if Instant::now() > deadline {
-            return Err(format!("the copy did not catch up within {CATCH_UP_LIMIT:?}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let at = pipeline.pause_at(log.offsets().durable).await?;
-    let verified = target_rows(&target)? == source_rows(&pg)?;
-    println!("paused at log offset {at}; target equals source: {verified} ({rows} rows)");
-
+    let (at, rows) = paused_equal(&pipeline, &log, &pg, || target_rows(&target)).await?;
+    let verified = rows.is_some();
+    println!(
+        "paused at log offset {at}; target equals source: {verified} ({} rows)",
+        rows.unwrap_or_default()
+    );
     pipeline.resume().await?;
 
-    // 6. Verify while the source keeps changing.
+    // 6. Migrate to a new target while the source keeps changing: a new
+    //    pipeline (its own cursor, from the log's end) into a second SQLite
+    //    database whose mapping renames a column is backfilled, catches up,
+    //    is verified against the source and replaces the old pipeline.
     let stop_writes = CancellationToken::new();
     let writer = tokio::spawn(keep_writing(
         connect_client(&config).await?,
         stop_writes.clone(),
     ));
-    let verify_started = Instant::now();
-    let accounts = TableName::new("public", "accounts");
-    let source_table = PostgresTable::connect(&config, &accounts).await?;
-    let sink_table =
-        SqliteTable::open(&target, source_table.schema(), &TableMapping::default()).await?;
-    let columns = ColumnMap::by_name(source_table.schema(), sink_table.schema(), &BTreeMap::new())?;
-    let report = Verification::new(
-        source_table,
-        sink_table,
-        columns,
-        VerifyConfig::new(work.join("accounts.verify")),
-    )
-    .run(&pipeline, &CancellationToken::new())
+    let migrated = Instant::now();
+    let new_target = work.join("accounts-v2.sqlite");
+    let mapping = renamed_owner(&accounts);
+    let mut sink_config = SqliteConfig::new(&new_target);
+    sink_config.mapping = mapping.clone();
+    let mut new_config = PipelineConfig::new("to-sqlite-v2");
+    new_config.start = StartFrom::LogEnd;
+    let new_pipeline = Pipeline::new(
+        log.clone(),
+        new_config,
+        SqliteSink::open(sink_config).await?,
+    )?
+    .start()
     .await?;
+    let plan = AccountsMove {
+        source: config.clone(),
+        tables: vec![accounts.clone()],
+        target: new_target.clone(),
+        mapping,
+        old: Some(pipeline),
+    };
+    let mut migration = Migration::new(
+        plan,
+        MigrationConfig::new(
+            work.join("migration"),
+            "to-sqlite-v2",
+            Some("to-sqlite".into()),
+        ),
+    );
+    let status = migration
+        .run(&new_pipeline, &CancellationToken::new())
+        .await?;
     stop_writes.cancel();
     let writes = writer.await??;
+    let old_cursor = log.cursors().get("to-sqlite")?;
     println!(
-        "verified {} rows in {} chunks in {:.1?} during {writes} writes: equal {} \
-         ({} missing, {} extra, {} different, {} still changing)",
-        report.rows,
-        report.chunks,
-        verify_started.elapsed(),
-        report.is_equal(),
-        report.missing.count,
-        report.extra.count,
-        report.different.count,
-        report.unsettled.count
+        "migration {:?} in {:.1?} during {writes} writes: backfilled {:?}, verified {:?}; \
+         old pipeline stopped, its cursor {}",
+        status.stage,
+        migrated.elapsed(),
+        status.backfilled,
+        status.verified,
+        if old_cursor.is_none() {
+            "removed"
+        } else {
+            "still there"
+        }
     );
-    let verified = verified && report.is_equal();
+    let mut verified =
+        verified && status.stage == MigrationStage::Completed && old_cursor.is_none();
 
-    let summary = pipeline.shutdown().await?;
+    // 7. With the writes stopped, pause the new pipeline at the log's end and
+    //    compare its target with the source once more.
+    let (at, rows) = paused_equal(&new_pipeline, &log, &pg, || {
+        renamed_target_rows(&new_target)
+    })
+    .await?;
+    println!(
+        "new pipeline paused at log offset {at}; new target equals source: {} ({} rows)",
+        rows.is_some(),
+        rows.unwrap_or_default()
+    );
+    verified &= rows.is_some();
+
+    let summary = new_pipeline.shutdown().await?;
     shutdown.cancel();
     let (mut source, ingested) = ingest.await?;
     let ingested = ingested?;
     source.drop_slot_and_publication().await?;
     log.close().await?;
     println!(
-        "streamed {} records from the slot; pipeline applied {} batches; done in {:.1?}",
+        "streamed {} records from the slot; the new pipeline applied {} batches; done in {:.1?}",
         ingested.appended,
         summary.batches,
         started.elapsed()
     );
     if !verified {
-        return Err("target differs from source".into());
+        return Err("a target differs from the source".into());
     }
-    println!("target database: {}", display(&target, temp.path()));
+    println!("new target database: {}", display(&new_target, temp.path()));
     Ok(())
+}
+
+/// The new target's mapping: `owner` is called `holder` there.
+fn renamed_owner(table: &TableName) -> TableMapping {
+    let rule = TableRule {
+        schema: table.schema.to_string(),
+        table: table.name.to_string(),
+        rename_columns: BTreeMap::from([("owner".into(), "holder".into())]),
+        ..TableRule::default()
+    };
+    TableMapping {
+        tables: vec![rule],
+        ..TableMapping::default()
+    }
+}
+
+/// Waits until `pipeline` has applied the whole log and its target (read by
+/// `target`) matches the source, then pauses it exactly at the log's end and
+/// compares once more: the offset paused at, and the row count if equal.
+async fn paused_equal(
+    pipeline: &PipelineHandle,
+    log: &ChangeLog,
+    pg: &Postgres,
+    target: impl Fn() -> Result<Vec<String>>,
+) -> Result<(u64, Option<usize>)> {
+    let deadline = Instant::now() + CATCH_UP_LIMIT;
+    while pipeline.lag().events_behind > 0 || target()? != source_rows(pg)? {
+        if Instant::now() > deadline {
+            return Err(format!("the copy did not catch up within {CATCH_UP_LIMIT:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let at = pipeline.pause_at(log.offsets().durable).await?;
+    let expected = source_rows(pg)?;
+    let equal = target()? == expected;
+    Ok((at, equal.then_some(expected.len())))
 }
 
 /// Moves balances between accounts until `until` fires; returns how many.
