@@ -306,7 +306,10 @@ mod tests {
         assert_eq!(t.key, [0]);
         let renames = m.column_renames(&TableName::new("app", "users"));
         assert_eq!(renames.get("name").map(String::as_str), Some("full name"));
-        assert!(m.column_renames(&TableName::new("app", "orders")).is_empty());
+        assert!(
+            m.column_renames(&TableName::new("app", "orders"))
+                .is_empty()
+        );
     }
 
     #[test]
